@@ -1,0 +1,186 @@
+"""`patternbench` (also `python -m bench`): the command line, and the one place parts are wired.
+
+Exit status: 0 when every implementation was measured, 1 when one failed (build, start-up, test
+vectors, crash), 2 on bad input (an unknown pattern or parameter, a malformed system.toml or
+result file) — always with one line saying what and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench import report
+from bench.catalog import CatalogError, Pattern, load_catalog
+from bench.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.results import ResultFileError, load_run, resolve_run
+from bench.runner import PatternRun, RunOptions
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+console = Console(stderr=True)
+
+
+def _root() -> Path:
+    """The repository: the folder holding systems/, found from here or the current folder."""
+    env = os.environ.get("PATTERNBENCH_ROOT")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent]
+    for folder in candidates:
+        if (folder / "systems").is_dir() and (folder / "bench").is_dir():
+            return folder.resolve()
+    raise CatalogError(
+        "cannot find the patternbench repository (a folder with systems/ and bench/)"
+    )
+
+
+class RichProgress:
+    """Draws the runner's phases as one progress line per implementation."""
+
+    def __init__(self, progress: Progress, pattern: str) -> None:
+        self._progress = progress
+        self._pattern = pattern
+        self._tasks: dict[str, TaskID] = {}
+
+    def _task(self, impl: str) -> TaskID:
+        if impl not in self._tasks:
+            self._tasks[impl] = self._progress.add_task(f"{self._pattern}/{impl}", total=None)
+        return self._tasks[impl]
+
+    def phase(self, impl: str, text: str, total_s: float | None = None) -> None:
+        task = self._task(impl)
+        self._progress.update(
+            task, description=f"{self._pattern}/{impl}: {text}", total=total_s, completed=0
+        )
+
+    def advance(self, impl: str, done_s: float) -> None:
+        self._progress.update(self._task(impl), completed=done_s)
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CatalogError(f"--param {pair}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    catalog = load_catalog(_root())
+    table = Table(title="patterns")
+    for column in ("pattern", "implementation", "language", "port", "description"):
+        table.add_column(column)
+    for pattern in catalog.values():
+        for name, impl in pattern.implementations.items():
+            table.add_row(pattern.pattern, name, impl.language, str(impl.port), impl.description)
+    Console().print(table)
+    return EXIT_OK
+
+
+def _run_one(pattern: Pattern, options: RunOptions) -> int:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:>5.1f}/{task.total} s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        run = PatternRun(pattern, options, RichProgress(progress, pattern.pattern))
+        result = run.execute()
+    md, html = report.render(result, run.run_dir)
+    for impl in result.implementations:
+        if impl.status == "ok" and impl.load is not None:
+            lat = impl.load.latency_ms
+            console.print(
+                f"  {impl.name:<16} {impl.load.throughput_rps:>9,.0f} req/s  "
+                f"p50 {lat.p50:.2f} ms  p99 {lat.p99:.2f} ms  errors {impl.load.errors}"
+            )
+        else:
+            console.print(f"  {impl.name:<16} [red]{impl.status}[/red]: {impl.error}")
+    console.print(f"result: {run.run_dir / 'run.json'}\nreport: {md}\n        {html}")
+    return EXIT_OK if all(i.status == "ok" for i in result.implementations) else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    root = _root()
+    catalog = load_catalog(root)
+    names = list(catalog) if args.all or not args.patterns else args.patterns
+    for name in names:
+        if name not in catalog:
+            raise CatalogError(f"no pattern {name!r} (known: {', '.join(catalog)})")
+    cpusets = plan(
+        sorted(os.sched_getaffinity(0)),
+        parse_cpu_list(args.cpus_system) if args.cpus_system else None,
+        parse_cpu_list(args.cpus_loadgen) if args.cpus_loadgen else None,
+    )
+    status = EXIT_OK
+    for name in names:
+        options = RunOptions(
+            profile=args.profile,
+            overrides=_params(args.param),
+            implementations=args.impl,
+            cpusets=cpusets,
+            runs_dir=Path(args.runs_dir) if args.runs_dir else root / "results" / "runs",
+            run_id=args.run_id if len(names) == 1 else None,
+        )
+        status = max(status, _run_one(catalog[name], options))
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    runs_dir = Path(args.runs_dir) if args.runs_dir else _root() / "results" / "runs"
+    path = resolve_run(args.run, runs_dir)
+    md, html = report.render(load_run(path), path.parent)
+    console.print(f"report: {md}\n        {html}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="patternbench", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list patterns and their implementations").set_defaults(
+        func=cmd_list
+    )
+
+    run = sub.add_parser("run", help="verify and measure patterns, write run.json and a report")
+    run.add_argument("patterns", nargs="*", help="patterns to run (default: all)")
+    run.add_argument("--all", action="store_true", help="run every pattern")
+    run.add_argument("--impl", action="append", help="only this implementation (repeatable)")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter"
+    )
+    run.add_argument("--profile", default="default", help="parameter profile (default, quick, …)")
+    run.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
+    run.add_argument("--run-id", help="name of the run folder (default: time and pattern)")
+    run.add_argument("--cpus-system", help="CPU list for the system under test, e.g. 1 or 2-3")
+    run.add_argument("--cpus-loadgen", help="CPU list for the load generator, e.g. 0")
+    run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
+    rep.add_argument("run", help="run id, run folder or run.json")
+    rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
+    rep.set_defaults(func=cmd_report)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except (CatalogError, CpuSetError, ResultFileError, LookupError) as e:
+        console.print(f"patternbench: {e}", markup=False, highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print("patternbench: interrupted; every process it started has been stopped")
+        return 130
+    return status

@@ -1,0 +1,231 @@
+"""Start a system as its own process on its own CPUs, wait until it is ready, stop it, reap it.
+
+Every failure to launch is a LaunchError whose message says what happened (port in use, exit
+during start-up, readiness time-out) and carries the tail of the process's stderr, so the caller
+can mark one implementation failed and go on with the others.
+
+Processes start in their own session, so a Ctrl-C in the terminal reaches only the harness, which
+then stops them (`Supervisor`); stopping signals the whole process group and then kills any
+descendant that left it, so nothing is orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+STDERR_TAIL_BYTES = 2000
+STOP_GRACE_S = 8.0
+
+
+class LaunchError(Exception):
+    """A process that could not be started or made ready."""
+
+    def __init__(self, message: str, stderr_tail: str | None = None) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """How to start one process."""
+
+    name: str
+    command: Sequence[str]
+    cwd: Path
+    cpus: Sequence[int]
+    ports: Sequence[int]
+    ready_url: str | None
+    ready_timeout_s: float
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def thread_env(cpus: Sequence[int]) -> dict[str, str]:
+    """Runtimes size their thread pools from the machine, not the CPU set: tell them the set."""
+    n = str(len(cpus))
+    return {
+        "GOMAXPROCS": n,
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "OPENBLAS_NUM_THREADS": n,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def wait_port_free(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while port_in_use(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+class RunningProcess:
+    """A started process; `stop()` ends it and every descendant."""
+
+    def __init__(self, spec: LaunchSpec, popen: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+        self.spec = spec
+        self.popen = popen
+        self._log = log
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
+    def stderr_tail(self) -> str:
+        self._log.flush()
+        return tail(self.spec.log_path)
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
+        """SIGTERM the group, wait up to grace_s, then SIGKILL what is left; returns the code."""
+        descendants = self.tree()[1:]
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait()
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(descendants, timeout=2)
+        self._log.close()
+        for port in self.spec.ports:
+            wait_port_free(port, timeout_s=5)
+        return self.popen.returncode
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def start(spec: LaunchSpec) -> RunningProcess:
+    for port in spec.ports:
+        if port_in_use(port):
+            raise LaunchError(f"{spec.name}: port {port} on 127.0.0.1 is already in use")
+    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = spec.log_path.open("wb")
+    # taskset execs the command, so the PID is the system's own; unlike a preexec_fn it is safe
+    # while the harness runs threads (the progress display, the samplers).
+    pinned = ["taskset", "--cpu-list", ",".join(map(str, spec.cpus)), *spec.command]
+    try:
+        popen = subprocess.Popen(
+            pinned,
+            cwd=spec.cwd,
+            env={**os.environ, **thread_env(spec.cpus), **spec.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        log.close()
+        raise LaunchError(f"{spec.name}: cannot start {spec.command[0]}: {e.strerror}") from None
+    proc = RunningProcess(spec, popen, log)
+    if spec.ready_url is None:
+        return proc
+    deadline = time.monotonic() + spec.ready_timeout_s
+    while not _is_ready(spec.ready_url):
+        code = popen.poll()
+        if code is not None:
+            proc.stop()
+            raise LaunchError(
+                f"{spec.name}: exited with status {code} during start-up", proc.stderr_tail()
+            )
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise LaunchError(
+                f"{spec.name}: not ready at {spec.ready_url} after {spec.ready_timeout_s:g} s",
+                proc.stderr_tail(),
+            )
+        time.sleep(0.05)
+    return proc
+
+
+class Supervisor:
+    """Owns every process it starts and stops them all on exit, Ctrl-C and SIGTERM included."""
+
+    def __init__(self) -> None:
+        self._running: list[RunningProcess] = []
+
+    def start(self, spec: LaunchSpec) -> RunningProcess:
+        proc = start(spec)
+        self._running.append(proc)
+        return proc
+
+    def stop(self, proc: RunningProcess) -> int | None:
+        if proc in self._running:
+            self._running.remove(proc)
+        return proc.stop()
+
+    def stop_all(self) -> None:
+        while self._running:
+            self._running.pop().stop()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Supervisor]:
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield self
+        finally:
+            self.stop_all()
+            signal.signal(signal.SIGTERM, previous)

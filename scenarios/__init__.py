@@ -1,0 +1,1 @@
+"""Load scenarios: locustfiles (`scenarios/locust/`) and pyperf scripts (`scenarios/pyperf/`)."""
