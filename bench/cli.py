@@ -55,9 +55,11 @@ class RichProgress:
 
     def phase(self, impl: str, text: str, total_s: float | None = None) -> None:
         task = self._task(impl)
-        self._progress.update(
-            task, description=f"{self._pattern}/{impl}: {text}", total=total_s, completed=0
-        )
+        description = f"{self._pattern}/{impl}: {text}"
+        if total_s is None:
+            self._progress.update(task, description=description)
+        else:
+            self._progress.update(task, description=description, total=total_s, completed=0)
 
     def advance(self, impl: str, done_s: float) -> None:
         self._progress.update(self._task(impl), completed=done_s)
@@ -131,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cpusets=cpusets,
             runs_dir=Path(args.runs_dir) if args.runs_dir else root / "results" / "runs",
             run_id=args.run_id if len(names) == 1 else None,
+            port_offset=args.port_offset,
         )
         status = max(status, _run_one(catalog[name], options))
     return status
@@ -162,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="default", help="parameter profile (default, quick, …)")
     run.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time and pattern)")
+    run.add_argument(
+        "--port-offset", type=int, default=0, help="add N to every port (to run beside another)"
+    )
     run.add_argument("--cpus-system", help="CPU list for the system under test, e.g. 1 or 2-3")
     run.add_argument("--cpus-loadgen", help="CPU list for the load generator, e.g. 0")
     run.set_defaults(func=cmd_run)

@@ -67,7 +67,10 @@ def thread_env(cpus: Sequence[int]) -> dict[str, str]:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on the port. Like the servers themselves, the probe sets
+    SO_REUSEADDR, so connections of a stopped server lingering in TIME_WAIT do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as e:

@@ -58,6 +58,7 @@ class RunOptions:
     cpusets: CpuSets
     runs_dir: Path
     run_id: str | None = None
+    port_offset: int = 0
 
 
 class _ImplFailed(Exception):
@@ -111,23 +112,27 @@ class PatternRun:
         values: dict[str, object] = {**params, "python": sys.executable, "root": self.pattern.root}
         values["port"] = port if port is not None else ""
         for name, support in self.pattern.support.items():
-            values[f"{name}_urls"] = ",".join(f"http://{HOST}:{p}" for p in support.ports)
-            values[f"{name}_addrs"] = ",".join(f"{HOST}:{p}" for p in support.ports)
+            ports = self._ports(support.ports)
+            values[f"{name}_urls"] = ",".join(f"http://{HOST}:{p}" for p in ports)
+            values[f"{name}_addrs"] = ",".join(f"{HOST}:{p}" for p in ports)
         return values
+
+    def _ports(self, ports: list[int]) -> list[int]:
+        return [p + self.options.port_offset for p in ports]
 
     # ---- processes --------------------------------------------------------------------------
 
     def _start_supports(self, params: Mapping[str, ParamValue], phase: str) -> list[RunningProcess]:
         started = []
         for name, support in self.pattern.support.items():
-            command = render(support.command, self._values(params, support.ports[0]))
+            ports = self._ports(support.ports)
             spec = LaunchSpec(
                 name=name,
-                command=command,
+                command=render(support.command, self._values(params, ports[0])),
                 cwd=self.pattern.root,
                 cpus=self.cpus.support,
-                ports=support.ports,
-                ready_url=f"http://{HOST}:{support.ports[0]}{support.ready}",
+                ports=ports,
+                ready_url=f"http://{HOST}:{ports[0]}{support.ready}",
                 ready_timeout_s=support.ready_timeout_s,
                 log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
             )
@@ -140,14 +145,14 @@ class PatternRun:
     def _start_impl(
         self, name: str, impl: Implementation, params: Mapping[str, ParamValue], phase: str
     ) -> RunningProcess:
-        values = self._values(params, impl.port)
+        port = self._ports([impl.port])[0]
         spec = LaunchSpec(
             name=name,
-            command=render([*impl.command, *self.pattern.args], values),
+            command=render([*impl.command, *self.pattern.args], self._values(params, port)),
             cwd=self.pattern.root,
             cpus=self.cpus.system,
-            ports=(impl.port,),
-            ready_url=f"http://{HOST}:{impl.port}{impl.ready}",
+            ports=(port,),
+            ready_url=f"http://{HOST}:{port}{impl.ready}",
             ready_timeout_s=impl.ready_timeout_s,
             log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
         )
@@ -171,7 +176,7 @@ class PatternRun:
         try:
             proc = self._start_impl(name, impl, params, "verify")
             try:
-                return check(HOST, impl.port, vectors)
+                return check(HOST, proc.spec.ports[0], vectors)
             finally:
                 self.supervisor.stop(proc)
         finally:
@@ -187,7 +192,8 @@ class PatternRun:
         try:
             proc = self._start_impl(name, impl, p, "measure")
             try:
-                metrics_url = f"http://{HOST}:{impl.port}/metrics"
+                base_url = f"http://{HOST}:{proc.spec.ports[0]}"
+                metrics_url = f"{base_url}/metrics"
                 before = collectors.scrape(metrics_url)
                 sampler = collectors.TreeSampler(proc.pid)
                 sampler.start()
@@ -195,7 +201,7 @@ class PatternRun:
                 load = locust_engine.run(
                     locust_engine.LocustSpec(
                         locustfile=self.pattern.root / self.pattern.scenario.locustfile,
-                        host=f"http://{HOST}:{impl.port}",
+                        host=base_url,
                         users=int(p["users"]),
                         spawn_rate=float(p["spawn_rate"]),
                         duration_s=duration,

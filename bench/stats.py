@@ -17,7 +17,7 @@ SIGNIFICANT_DIGITS = 3
 
 #: Percentiles drawn on a spectrum plot: dense in the tail, as HdrHistogram's plotter does.
 SPECTRUM_PERCENTILES: tuple[float, ...] = tuple(
-    100.0 * (1.0 - 10.0 ** (-k / 8.0)) for k in range(0, 41)
+    100.0 * (1.0 - 10.0 ** (-k / 20.0)) for k in range(0, 101)
 )
 
 

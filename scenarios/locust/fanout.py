@@ -25,8 +25,7 @@ from bench import recording
 recording.install()
 
 
-@events.init_command_line_parser.add_listener
-def _add_arguments(parser: Any) -> None:
+def _add_arguments(parser: Any, **_: Any) -> None:
     parser.add_argument(
         "--user-rate",
         type=float,
@@ -34,6 +33,9 @@ def _add_arguments(parser: Any) -> None:
         help="requests per second per user; 0 sends as fast as answers come",
     )
     parser.add_argument("--items", type=int, default=1000, help="distinct catalog items")
+
+
+events.init_command_line_parser.add_listener(_add_arguments)  # type: ignore[no-untyped-call]
 
 
 class CatalogUser(FastHttpUser):

@@ -1,0 +1,68 @@
+# patternbench — every target installs what it needs (idempotently), then runs.
+#   make bench      quick profile of every pattern; prints where the report is
+#   make test       lint, type check, Python and Go tests
+#   make report     re-render the report of a run (RUN=<run-id>, default: the newest)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+GO ?= go
+GO_BINARIES := go/bin/fanout go/bin/latencysim
+GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
+
+.PHONY: help setup bench test pytest gotest lint typecheck report clean
+
+help:
+	@echo "make bench      run the quick profile of every pattern and write a report"
+	@echo "make test       lint, type-check and run the Python and Go tests"
+	@echo "make lint       ruff check + format check, gofmt, go vet"
+	@echo "make typecheck  mypy --strict"
+	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
+
+# The virtual environment, from the lock file; redone only when the lock or pyproject changes.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	touch $@
+
+$(GO_BINARIES) &: $(GO_SOURCES)
+	cd go && $(GO) build -o bin/ ./cmd/...
+
+setup: $(STAMP) $(GO_BINARIES)
+
+bench: setup
+	$(BIN)/patternbench run --all --profile quick
+
+test: lint typecheck pytest gotest
+
+pytest: setup
+	$(BIN)/python -m pytest -q
+
+gotest:
+	cd go && $(GO) test -race -count=1 ./...
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@unformatted=$$(gofmt -l go); if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting: $$unformatted"; exit 1; fi
+	cd go && $(GO) vet ./...
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+report: $(STAMP)
+	@run="$(RUN)"; if [ -z "$$run" ]; then \
+		run=$$(ls -1d results/runs/*/ 2>/dev/null | sort | tail -n 1); fi; \
+	if [ -z "$$run" ]; then echo "no stored run: make bench first"; exit 2; fi; \
+	$(BIN)/patternbench report "$$run"
+
+clean:
+	rm -rf go/bin .mypy_cache .ruff_cache .pytest_cache
