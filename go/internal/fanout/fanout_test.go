@@ -175,7 +175,7 @@ func TestFailingBackendIsAnError(t *testing.T) {
 }
 
 func TestNonObjectBodyIsAnError(t *testing.T) {
-	for _, body := range []string{`[1,2]`, `"x"`, `{"truncated":`, ``} {
+	for _, body := range []string{`[1,2]`, `"x"`, `{"truncated":`, ``, "{\"bad utf-8\":\"\xff\"}", `{"n":NaN}`} {
 		backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, body)
 		}))
@@ -258,6 +258,14 @@ func TestDeadlineCancelsStragglers(t *testing.T) {
 	if elapsed < 60*time.Millisecond || elapsed > 500*time.Millisecond {
 		t.Errorf("answer after %v, want just after the 60 ms deadline", elapsed)
 	}
+	for _, b := range []string{"inventory", "reviews"} {
+		// Cut off by the deadline, not by their own timer: cancelled attempts,
+		// timed-out parts.
+		eventually(t, base, `fanout_backend_calls_total{backend="`+b+`",outcome="cancelled"}`, 1)
+		if got := metric(t, base, `fanout_timeouts_total{backend="`+b+`"}`); got != 1 {
+			t.Errorf("fanout_timeouts_total{%s} = %v, want 1", b, got)
+		}
+	}
 	eventually(t, sim[0], `latencysim_requests_total{outcome="cancelled",replica="0"}`, 2)
 }
 
@@ -277,6 +285,8 @@ func TestErrorEnvelopes(t *testing.T) {
 		{"GET", "/catalog", 404, "not_found"},
 		{"POST", "/catalog/sku-42", 405, "method_not_allowed"},
 		{"DELETE", "/catalog/sku-42", 405, "method_not_allowed"},
+		{"POST", "/healthz", 405, "method_not_allowed"},
+		{"PUT", "/metrics", 405, "method_not_allowed"},
 	} {
 		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -291,6 +301,14 @@ func TestErrorEnvelopes(t *testing.T) {
 		if err != nil || resp.StatusCode != tc.status || env.Error.Code != tc.code || env.Error.Message == "" ||
 			resp.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%s %s: status %d, body %+v (%v), want %d %s", tc.method, tc.path, resp.StatusCode, env, err, tc.status, tc.code)
+		}
+		if tc.status == 405 && resp.Header.Get("Allow") != "GET" {
+			t.Errorf("%s %s: Allow %q, want GET", tc.method, tc.path, resp.Header.Get("Allow"))
+		}
+	}
+	for code, want := range map[string]float64{"400": 4, "404": 2, "405": 4} {
+		if got := metric(t, base, `fanout_requests_total{code="`+code+`"}`); got != want {
+			t.Errorf("fanout_requests_total{code=%s} = %v, want %v", code, got, want)
 		}
 	}
 }

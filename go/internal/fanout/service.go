@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -91,21 +92,10 @@ func New(cfg Config) (*Service, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/catalog/{item_id...}", s.counted(s.catalog))
 	mux.HandleFunc("/catalog", s.counted(notFound)) // not a redirect to /catalog/
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
-			return
-		}
-		w.Header()["Content-Type"] = []string{"application/json"}
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
-			return
-		}
-		s.m.handler.ServeHTTP(w, r)
-	})
+	mux.HandleFunc("/healthz", s.getOnly(func(w http.ResponseWriter, _ *http.Request) {
+		writeBody(w, http.StatusOK, healthyBody)
+	}))
+	mux.HandleFunc("/metrics", s.getOnly(s.m.handler.ServeHTTP))
 	mux.HandleFunc("/", s.counted(notFound))
 	s.mux = mux
 	return s, nil
@@ -118,9 +108,9 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serv
 // has shut down.
 func (s *Service) Close() { s.client.CloseIdleConnections() }
 
-// counted wraps a handler that reports its status, so that every answer except
-// /healthz and /metrics is counted in fanout_requests_total and timed in
-// fanout_request_duration_seconds.
+// counted wraps a handler that reports its status, so that every answer but a
+// GET of /healthz or /metrics is counted in fanout_requests_total and timed in
+// fanout_request_duration_seconds (the Python implementation counts the same).
 func (s *Service) counted(h func(http.ResponseWriter, *http.Request) int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -130,26 +120,52 @@ func (s *Service) counted(h func(http.ResponseWriter, *http.Request) int) http.H
 	}
 }
 
-func notFound(w http.ResponseWriter, r *http.Request) int {
-	writeError(w, http.StatusNotFound, "not_found", "no such path")
+// getOnly serves GET with h, which is neither counted nor timed (health
+// checks and scrapes are not load), and answers any other method with a
+// counted 405.
+func (s *Service) getOnly(h http.HandlerFunc) http.HandlerFunc {
+	notAllowed := s.counted(methodNotAllowed)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			notAllowed(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// The fixed answers are rendered once: 503s in particular come in bursts
+// exactly when the service has the least time to spare. The messages are the
+// Python implementation's, so that the two answer byte for byte alike.
+var (
+	healthyBody    = []byte(`{"status":"ok"}`)
+	badItemBody    = mustEnvelope("invalid_argument", "item_id must match ^[A-Za-z0-9_-]{1,64}$")
+	notFoundBody   = mustEnvelope("not_found", "no such path")
+	notAllowedBody = mustEnvelope("method_not_allowed", "only GET is allowed here")
+	overloadedBody = mustEnvelope("overloaded", "too many requests in flight, retry later")
+)
+
+func notFound(w http.ResponseWriter, _ *http.Request) int {
+	writeBody(w, http.StatusNotFound, notFoundBody)
 	return http.StatusNotFound
 }
 
-// overloadedBody is rendered once: 503s come in bursts exactly when the
-// service has the least time to spare.
-var overloadedBody = mustEnvelope("overloaded", "too many requests in flight")
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) int {
+	w.Header()["Allow"] = []string{http.MethodGet}
+	writeBody(w, http.StatusMethodNotAllowed, notAllowedBody)
+	return http.StatusMethodNotAllowed
+}
 
 // catalog serves GET /catalog/{item_id}: scatter to every backend under the
 // request deadline, wait for all calls (each ends by the deadline at the
 // latest, since its context derives from it), then gather.
 func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 	if r.Method != http.MethodGet {
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
-		return http.StatusMethodNotAllowed
+		return methodNotAllowed(w, r)
 	}
 	item := r.PathValue("item_id")
 	if !validID(item) {
-		writeError(w, http.StatusBadRequest, "invalid_argument", "item_id must match ^[A-Za-z0-9_-]{1,64}$")
+		writeBody(w, http.StatusBadRequest, badItemBody)
 		return http.StatusBadRequest
 	}
 	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
@@ -231,13 +247,13 @@ func (s *Service) call(ctx context.Context, i int, item string) (json.RawMessage
 	n := uint64(len(s.cfg.Replicas))
 	primary := (s.rr[i].Add(1) - 1) % n
 	if s.cfg.HedgeDelay <= 0 {
-		return s.result(i, s.attempt(ctx, i, primary, item))
+		return s.result(ctx, i, s.attempt(ctx, i, primary, item))
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
+	hctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the loser of a hedge race, if any, ends here
 	done := make(chan attemptResult, 2)
-	go func() { done <- s.attempt(ctx, i, primary, item) }()
+	go func() { done <- s.attempt(hctx, i, primary, item) }()
 	hedge := time.NewTimer(s.cfg.HedgeDelay)
 	defer hedge.Stop()
 	running, hedged := 1, false
@@ -246,25 +262,26 @@ func (s *Service) call(ctx context.Context, i int, item string) (json.RawMessage
 		case res := <-done:
 			running--
 			if res.out == outOK || !hedged || running == 0 {
-				return s.result(i, res)
+				return s.result(ctx, i, res)
 			}
 		case <-hedge.C:
 			hedged = true
 			running++
 			s.m.hedges[i].Inc()
-			go func() { done <- s.attempt(ctx, i, (primary+1)%n, item) }()
+			go func() { done <- s.attempt(hctx, i, (primary+1)%n, item) }()
 		}
 	}
 }
 
-// result turns the deciding attempt into a part or a missing reason. A call
-// cancelled from above (the client went away) is reported as an error; only
-// real timeouts count in fanout_timeouts_total.
-func (s *Service) result(i int, res attemptResult) (json.RawMessage, string) {
-	switch res.out {
-	case outOK:
+// result turns the deciding attempt into a part or a missing reason. An
+// attempt cancelled by the request deadline is a timeout; one cancelled because
+// the client went away is an error nobody will read, and not a timeout.
+func (s *Service) result(ctx context.Context, i int, res attemptResult) (json.RawMessage, string) {
+	switch {
+	case res.out == outOK:
 		return res.body, ""
-	case outTimeout:
+	case res.out == outTimeout,
+		res.out == outCancelled && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		s.m.timeouts[i].Inc()
 		return nil, "timeout"
 	default:
@@ -278,19 +295,20 @@ type attemptResult struct {
 }
 
 // attempt makes one GET to replica r for backend i under the call timeout and
-// counts its outcome. Transport failures are classified by the context: its
-// deadline (call timeout or request deadline) makes a timeout, its
-// cancellation (hedge lost, client gone) makes "cancelled".
+// counts its outcome. Transport failures are classified by the contexts: the
+// attempt's own timer makes a timeout; the end of the call's context (request
+// deadline passed, hedge lost, client gone) makes "cancelled", the word the
+// contract uses for calls cut off by the deadline.
 func (s *Service) attempt(ctx context.Context, i int, r uint64, item string) attemptResult {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	actx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	body, out, err := s.fetch(ctx, s.cfg.Replicas[r]+"/backend/"+s.backends[i]+"/"+item)
+	body, out, err := s.fetch(actx, s.cfg.Replicas[r]+"/backend/"+s.backends[i]+"/"+item)
 	if err != nil {
 		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			out = outTimeout
 		case ctx.Err() != nil:
 			out = outCancelled
+		case actx.Err() != nil:
+			out = outTimeout
 		default:
 			out = outError
 		}
@@ -333,7 +351,7 @@ func (s *Service) fetch(ctx context.Context, url string) (json.RawMessage, outco
 		}
 	}
 	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' || !json.Valid(body) {
+	if len(body) == 0 || body[0] != '{' || !utf8.Valid(body) || !json.Valid(body) {
 		return nil, outError, nil
 	}
 	return body, outOK, nil
@@ -362,11 +380,6 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// writeError sends the contract's error envelope.
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeBody(w, status, mustEnvelope(code, message))
 }
 
 func mustEnvelope(code, message string) []byte {
