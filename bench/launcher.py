@@ -116,7 +116,6 @@ class RunningProcess:
         return self.popen.poll()
 
     def stderr_tail(self) -> str:
-        self._log.flush()
         return tail(self.spec.log_path)
 
     def tree(self) -> list[psutil.Process]:

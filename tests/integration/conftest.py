@@ -1,0 +1,74 @@
+"""Fixtures for tests that run the harness on real processes over loopback."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bench.catalog import Pattern, load_pattern
+from bench.cpusets import plan
+from bench.launcher import port_in_use
+from bench.runner import RunOptions
+
+REPO = Path(__file__).resolve().parents[2]
+FANOUT = REPO / "systems" / "fanout"
+
+#: Short enough for CI, long enough for a few hundred requests per implementation.
+SHORT = {"duration_s": "3", "warmup_s": "1", "users": "4", "user_rate": "25"}
+
+
+@pytest.fixture(scope="session")
+def go_binaries() -> None:
+    """Build the Go binaries once, as a fresh clone needs."""
+    subprocess.run(["go", "build", "-o", "bin/", "./cmd/..."], cwd=REPO / "go", check=True)
+
+
+@pytest.fixture
+def port_offset() -> int:
+    """An offset that moves every fan-out port onto free ones, so tests run beside anything."""
+    ports = [8081, 8082, 9101, 9102]
+    for _ in range(50):
+        offset = random.randrange(20_000, 40_000, 10)
+        if not any(port_in_use(p + offset) for p in ports):
+            return offset
+    raise RuntimeError("no free ports found")
+
+
+PatternFactory = Callable[..., Pattern]
+
+
+@pytest.fixture
+def fanout_variant(tmp_path: Path) -> PatternFactory:
+    """The fan-out pattern with edits to its system.toml or vectors, run from the repository."""
+
+    def make(
+        toml: Callable[[str], str] = lambda t: t, vectors: Callable[[str], str] = lambda v: v
+    ) -> Pattern:
+        folder = tmp_path / "fanout"
+        folder.mkdir(exist_ok=True)
+        (folder / "system.toml").write_text(toml((FANOUT / "system.toml").read_text()))
+        (folder / "vectors.json").write_text(vectors((FANOUT / "vectors.json").read_text()))
+        return load_pattern(folder / "system.toml", REPO)
+
+    return make
+
+
+@pytest.fixture
+def options(tmp_path: Path, port_offset: int) -> Callable[..., RunOptions]:
+    def make(impls: list[str] | None = None, **params: str) -> RunOptions:
+        return RunOptions(
+            profile="quick",
+            overrides={**SHORT, **params},
+            implementations=impls,
+            cpusets=plan(sorted(os.sched_getaffinity(0))),
+            runs_dir=tmp_path / "runs",
+            run_id="test",
+            port_offset=port_offset,
+        )
+
+    return make

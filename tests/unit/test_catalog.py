@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.catalog import CatalogError, load_catalog, load_pattern, parse_param, render
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+pattern = "demo"
+description = "d"
+args = ["--listen", "127.0.0.1:{port}", "--k", "{k}", "--backends", "{sim_urls}"]
+
+[scenario]
+locustfile = "scenarios/locust/demo.py"
+args = ["--rate", "{k}"]
+
+[params]
+k = 4
+ratio = 0.5
+name = "x"
+flag = false
+users = 2
+spawn_rate = 2.0
+warmup_s = 1.0
+duration_s = 2.0
+
+[profiles.quick]
+duration_s = 1.0
+
+[support.sim]
+command = ["sim", "--listen", "{sim_addrs}"]
+ports = [9001, 9002]
+
+[implementations.one]
+language = "go"
+command = ["bin/one"]
+port = 8001
+"""
+
+
+def write(tmp_path: Path, text: str, folder: str = "demo") -> Path:
+    path = tmp_path / "systems" / folder / "system.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str, folder: str = "demo") -> str:
+    path = write(tmp_path, text, folder)
+    with pytest.raises(CatalogError) as err:
+        load_pattern(path, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_repository_catalog_loads() -> None:
+    catalog = load_catalog(REPO)
+    assert "fanout" in catalog
+    assert set(catalog["fanout"].implementations) >= {"go", "python-asyncio"}
+
+
+def test_minimal_pattern_and_templates(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    assert pattern.support["sim"].ports == [9001, 9002]
+    values = {"port": 8001, "k": 4, "sim_urls": "http://a,http://b"}
+    assert render(pattern.args, values)[-1] == "http://a,http://b"
+
+
+def test_profiles_and_overrides_are_typed_like_defaults(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    params = pattern.resolve_params("quick", {"k": "8", "ratio": "0.25", "flag": "yes"})
+    assert params["k"] == 8
+    assert params["ratio"] == 0.25
+    assert params["flag"] is True
+    assert params["duration_s"] == 1.0
+
+
+def test_unknown_param_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    with pytest.raises(CatalogError, match=r"--param nope: demo has no such parameter \(duration"):
+        pattern.resolve_params("default", {"nope": "1"})
+    with pytest.raises(CatalogError, match=r"--param k=four: expected int like 4"):
+        pattern.resolve_params("default", {"k": "four"})
+    with pytest.raises(CatalogError, match=r"no profile 'huge' \(known: default, quick\)"):
+        pattern.resolve_params("huge", {})
+
+
+def test_parse_param_rejects_non_booleans() -> None:
+    with pytest.raises(CatalogError, match="expected bool"):
+        parse_param("flag", "maybe", False)
+
+
+def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL + "\nport = = 3\n")
+    assert message.startswith("systems/demo/system.toml: not valid TOML:")
+
+
+def test_wrong_type_names_the_field(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace("port = 8001", 'port = "eighty"'))
+    assert message.startswith("systems/demo/system.toml: implementations.one.port:")
+
+
+def test_missing_field_names_the_field(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace('language = "go"\n', ""))
+    assert message == "systems/demo/system.toml: implementations.one.language: Field required"
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace('language = "go"', 'language = "go"\nprot = 1'))
+    assert message.startswith("systems/demo/system.toml: implementations.one.prot:")
+
+
+def test_unknown_placeholder_names_command_and_index(tmp_path: Path) -> None:
+    message = error_of(
+        tmp_path, MINIMAL.replace('command = ["bin/one"]', 'command = ["bin/{nope}"]')
+    )
+    assert message == (
+        "systems/demo/system.toml: implementations.one.command[0]: unknown placeholder {nope}"
+    )
+
+
+def test_missing_load_params(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace("users = 2\n", ""))
+    assert message == "systems/demo/system.toml: params: missing users"
+
+
+def test_pattern_name_must_match_folder(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL, folder="other")
+    assert "pattern: 'demo' must match its folder 'other'" in message
+
+
+def test_profile_may_only_set_declared_params(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace("duration_s = 1.0\n", "durration_s = 1.0\n"))
+    assert message == "systems/demo/system.toml: profiles.quick.durration_s: not a declared param"

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from bench.collectors import metric_deltas, parse_metrics
+
+BEFORE = """# TYPE fanout_requests_total counter
+fanout_requests_total{code="200"} 10
+# TYPE fanout_in_flight gauge
+fanout_in_flight 3
+# TYPE fanout_request_duration_seconds histogram
+fanout_request_duration_seconds_bucket{le="0.01"} 8
+fanout_request_duration_seconds_bucket{le="+Inf"} 10
+fanout_request_duration_seconds_sum 0.05
+fanout_request_duration_seconds_count 10
+# TYPE go_goroutines gauge
+go_goroutines 12
+"""
+
+AFTER = """# TYPE fanout_requests_total counter
+fanout_requests_total{code="200"} 110
+fanout_requests_total{code="503"} 4
+# TYPE fanout_in_flight gauge
+fanout_in_flight 1
+# TYPE fanout_request_duration_seconds histogram
+fanout_request_duration_seconds_bucket{le="0.01"} 90
+fanout_request_duration_seconds_bucket{le="+Inf"} 114
+fanout_request_duration_seconds_sum 0.65
+fanout_request_duration_seconds_count 114
+# TYPE go_goroutines gauge
+go_goroutines 40
+"""
+
+
+def test_counters_and_histograms_become_differences_and_gauges_stay() -> None:
+    deltas = metric_deltas(BEFORE, AFTER)
+    assert deltas['fanout_requests_total{code="200"}'] == 100
+    assert deltas['fanout_requests_total{code="503"}'] == 4
+    assert deltas["fanout_request_duration_seconds_count"] == 104
+    assert deltas['fanout_request_duration_seconds_bucket{le="0.01"}'] == 82
+    assert deltas["fanout_in_flight"] == 1
+
+
+def test_runtime_metrics_of_client_libraries_are_left_out() -> None:
+    values, _ = parse_metrics(AFTER)
+    assert not any(key.startswith("go_") for key in values)

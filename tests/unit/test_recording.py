@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.recording import _error_kind, _Recorder
+from bench.stats import decode
+
+
+class Refused(Exception):
+    pass
+
+
+def test_records_after_warmup_and_counts_errors_by_kind(tmp_path: Path) -> None:
+    recorder = _Recorder(tmp_path / "rec.json", warmup_s=0.0)
+    recorder.on_test_start()
+    recorder.on_request(response_time=2.5)
+    recorder.on_request(response_time=10.0, exception=Exception("503 Service Unavailable"))
+    recorder.on_request(response_time=1.0, exception=Refused("connection refused"))
+    recorder.on_test_stop()
+    data = json.loads((tmp_path / "rec.json").read_text())
+    assert data["requests"] == 3
+    assert data["errors"] == 2
+    assert data["error_kinds"] == {"HTTP 503": 1, "Refused": 1}
+    hist = decode(data["histogram"])
+    assert hist.get_total_count() == 3
+    assert hist.get_max_value() == 10_000 or abs(hist.get_max_value() - 10_000) <= 10
+
+
+def test_requests_started_during_warmup_are_not_recorded(tmp_path: Path) -> None:
+    recorder = _Recorder(tmp_path / "rec.json", warmup_s=3600.0)
+    recorder.on_test_start()
+    recorder.on_request(response_time=2.0)
+    recorder.on_test_stop()
+    assert json.loads((tmp_path / "rec.json").read_text())["requests"] == 0
+
+
+def test_error_kind_reads_a_status_or_falls_back_to_the_type() -> None:
+    assert _error_kind(Exception("HTTP 500: x")) == "HTTP 500"
+    assert _error_kind(TimeoutError("timed out")) == "TimeoutError"
