@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,11 +105,16 @@ def _run_one(pattern: Pattern, options: RunOptions) -> int:
             lat = impl.load.latency_ms
             console.print(
                 f"  {impl.name:<16} {impl.load.throughput_rps:>9,.0f} req/s  "
-                f"p50 {lat.p50:.2f} ms  p99 {lat.p99:.2f} ms  errors {impl.load.errors}"
+                f"p50 {lat.p50:.2f} ms  p99 {lat.p99:.2f} ms  errors {impl.load.errors}",
+                soft_wrap=True,
             )
         else:
-            console.print(f"  {impl.name:<16} [red]{impl.status}[/red]: {impl.error}")
-    console.print(f"result: {run.run_dir / 'run.json'}\nreport: {md}\n        {html}")
+            console.print(
+                f"  {impl.name:<16} {impl.status}: {impl.error}", soft_wrap=True, markup=False
+            )
+    console.print(
+        f"result: {run.run_dir / 'run.json'}\nreport: {md}\n        {html}", soft_wrap=True
+    )
     return EXIT_OK if all(i.status == "ok" for i in result.implementations) else EXIT_FAILED
 
 
@@ -143,7 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else _root() / "results" / "runs"
     path = resolve_run(args.run, runs_dir)
     md, html = report.render(load_run(path), path.parent)
-    console.print(f"report: {md}\n        {html}")
+    console.print(f"report: {md}\n        {html}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -184,9 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except (CatalogError, CpuSetError, ResultFileError, LookupError) as e:
-        console.print(f"patternbench: {e}", markup=False, highlight=False)
+        print(f"patternbench: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        console.print("patternbench: interrupted; every process it started has been stopped")
+        print(
+            "patternbench: interrupted; every process it started has been stopped", file=sys.stderr
+        )
         return 130
     return status
