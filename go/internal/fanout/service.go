@@ -382,6 +382,8 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// mustEnvelope renders the contract's error envelope with encoding/json, so
+// that messages are escaped correctly; it runs once per message, at start-up.
 func mustEnvelope(code, message string) []byte {
 	var e struct {
 		Error struct {
