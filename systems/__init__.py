@@ -1,0 +1,1 @@
+"""Reference systems measured by patternbench (never import the harness from here)."""
