@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -39,21 +40,24 @@ class Recording(TypedDict):
 
 
 class _Recorder:
-    def __init__(self, output: Path, warmup_s: float) -> None:
+    def __init__(
+        self, output: Path, warmup_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         self.output = output
         self.warmup_s = warmup_s
+        self.clock = clock
         self.hist = new_histogram()
         self.errors: Counter[str] = Counter()
         self.requests = 0
         self.window_start = 0.0
 
     def on_test_start(self, **_: Any) -> None:
-        self.window_start = time.time() + self.warmup_s
+        self.window_start = self.clock() + self.warmup_s
 
     def on_request(
         self, response_time: float, exception: BaseException | None = None, **_: Any
     ) -> None:
-        now = time.time()
+        now = self.clock()
         if self.window_start == 0.0 or now - response_time / 1000.0 < self.window_start:
             return
         self.requests += 1
@@ -68,7 +72,7 @@ class _Recorder:
             "errors": sum(self.errors.values()),
             "error_kinds": dict(self.errors),
             "window_start": self.window_start,
-            "window_end": time.time(),
+            "window_end": self.clock(),
         }
         write_atomic(self.output, json.dumps(recording) + "\n")
 

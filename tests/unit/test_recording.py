@@ -11,20 +11,36 @@ class Refused(Exception):
     pass
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_records_after_warmup_and_counts_errors_by_kind(tmp_path: Path) -> None:
-    recorder = _Recorder(tmp_path / "rec.json", warmup_s=0.0)
+    clock = FakeClock()
+    recorder = _Recorder(tmp_path / "rec.json", warmup_s=2.0, clock=clock)
     recorder.on_test_start()
+    clock.now += 1.0
+    recorder.on_request(response_time=2.5)  # inside the warm-up: dropped
+    clock.now += 1.5
+    recorder.on_request(response_time=600.0)  # sent at 1001.9, before the window: dropped
+    clock.now += 1.0
     recorder.on_request(response_time=2.5)
     recorder.on_request(response_time=10.0, exception=Exception("503 Service Unavailable"))
     recorder.on_request(response_time=1.0, exception=Refused("connection refused"))
     recorder.on_test_stop()
     data = json.loads((tmp_path / "rec.json").read_text())
+    assert data["window_start"] == 1002.0
+    assert data["window_end"] == 1003.5
     assert data["requests"] == 3
     assert data["errors"] == 2
     assert data["error_kinds"] == {"HTTP 503": 1, "Refused": 1}
     hist = decode(data["histogram"])
     assert hist.get_total_count() == 3
-    assert hist.get_max_value() == 10_000 or abs(hist.get_max_value() - 10_000) <= 10
+    assert abs(hist.get_max_value() - 10_000) <= 10  # µs, within HDR precision
 
 
 def test_requests_started_during_warmup_are_not_recorded(tmp_path: Path) -> None:
