@@ -14,15 +14,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from bench.collectors import TreeSampler
 from bench.launcher import LaunchSpec, RunningProcess, Supervisor
-from bench.recording import OUTPUT_ENV, WARMUP_ENV, Recording
+from bench.recording import DURATION_ENV, OUTPUT_ENV, WARMUP_ENV, Recording, window_path
 from bench.results import LoadStats
 from bench.stats import decode, percentiles
 
+#: Locust's run-time clock starts before its test_start event; this slack lets it run past the
+#: recorder's window, which is what decides what is measured.
+RUN_TIME_SLACK_S = 2.0
+
 #: At or above this share of one core, the generator may be what limits the measurement.
 SATURATED_CPU_PERCENT = 90.0
+
+
+class Window(Protocol):
+    """What the caller measures beside the load, over the same window as the latencies."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LoadError(Exception):
@@ -44,7 +57,7 @@ class LocustSpec:
 
 
 def command(spec: LocustSpec) -> list[str]:
-    run_time = max(1, round(spec.warmup_s + spec.duration_s))
+    run_time = max(1, round(spec.warmup_s + spec.duration_s + RUN_TIME_SLACK_S))
     return [
         sys.executable, "-m", "locust",
         "-f", str(spec.locustfile),
@@ -59,11 +72,19 @@ def command(spec: LocustSpec) -> list[str]:
 
 
 def run(
-    spec: LocustSpec, supervisor: Supervisor, on_progress: Callable[[float], None] | None = None
+    spec: LocustSpec,
+    supervisor: Supervisor,
+    window: Window,
+    on_progress: Callable[[float], None] | None = None,
 ) -> LoadStats:
-    """Run the load and return what the recording hook measured after warm-up."""
+    """Run the load and return what the recording hook measured after warm-up.
+
+    `window.open()` is called when the recorder's measured window opens (the end of the warm-up)
+    and `window.close()` when it ends, so the caller's measurements cover the same seconds.
+    """
     record = spec.workdir / "locust-recording.json"
     record.unlink(missing_ok=True)
+    window_path(record).unlink(missing_ok=True)
     proc = supervisor.start(
         LaunchSpec(
             name="locust",
@@ -74,11 +95,15 @@ def run(
             ready_url=None,
             ready_timeout_s=0,
             log_path=spec.workdir / "locust.log",
-            env={OUTPUT_ENV: str(record), WARMUP_ENV: str(spec.warmup_s)},
+            env={
+                OUTPUT_ENV: str(record),
+                WARMUP_ENV: str(spec.warmup_s),
+                DURATION_ENV: str(spec.duration_s),
+            },
         )
     )
     try:
-        generator_cpu = _wait(proc, spec, on_progress)
+        generator_cpu = _follow(proc, spec, window, window_path(record), on_progress)
     finally:
         supervisor.stop(proc)
     if not record.exists():
@@ -87,13 +112,13 @@ def run(
         )
     recording: Recording = json.loads(record.read_text(encoding="utf-8"))
     hist = decode(recording["histogram"])
-    window = max(recording["window_end"] - recording["window_start"], 1e-9)
+    duration = max(recording["window_end"] - recording["window_start"], 1e-9)
     return LoadStats(
         requests=recording["requests"],
         errors=recording["errors"],
         error_kinds=recording["error_kinds"],
-        duration_s=round(window, 3),
-        throughput_rps=round(recording["requests"] / window, 2),
+        duration_s=round(duration, 3),
+        throughput_rps=round(recording["requests"] / duration, 2),
         target_rps=spec.target_rps,
         latency_ms=percentiles(hist),
         histogram=recording["histogram"],
@@ -102,29 +127,52 @@ def run(
     )
 
 
-def _wait(
-    proc: RunningProcess, spec: LocustSpec, on_progress: Callable[[float], None] | None
+def _window_start(path: Path) -> float | None:
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))["window_start"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _follow(
+    proc: RunningProcess,
+    spec: LocustSpec,
+    window: Window,
+    announced: Path,
+    on_progress: Callable[[float], None] | None,
 ) -> float:
-    """Wait for Locust to finish, sampling its CPU over the measured window only."""
+    """Wait for Locust to finish; open and close the window; return the generator's CPU %."""
     started = time.monotonic()
-    end_of_load = spec.warmup_s + spec.duration_s
-    limit = end_of_load + 60.0
+    limit = spec.warmup_s + spec.duration_s + RUN_TIME_SLACK_S + 60.0
+    opens_at: float | None = None
     sampler: TreeSampler | None = None
-    sampled = False
     cpu_percent = 0.0
+    state = "waiting"  # → "open" → "closed"
     while proc.exit_code() is None:
-        elapsed = time.monotonic() - started
-        if not sampled and sampler is None and elapsed >= spec.warmup_s:
+        now = time.time()
+        if opens_at is None:
+            opens_at = _window_start(announced)
+        elif state == "waiting" and now >= opens_at:
             sampler = TreeSampler(proc.pid)
             sampler.start()
-        if sampler is not None and elapsed >= end_of_load - 0.5:
+            window.open()
+            state = "open"
+        elif state == "open" and now >= opens_at + spec.duration_s:
+            window.close()
+            assert sampler is not None
             cpu_percent = sampler.stop().cpu_percent
-            sampler, sampled = None, True
-        if on_progress is not None:
-            on_progress(min(elapsed, end_of_load))
-        if elapsed > limit:
+            state = "closed"
+        if on_progress is not None and opens_at is not None:
+            on_progress(
+                max(0.0, min(now - opens_at + spec.warmup_s, spec.warmup_s + spec.duration_s))
+            )
+        if time.monotonic() - started > limit:
             raise LoadError(f"locust did not finish within {limit:.0f} s: {proc.stderr_tail()}")
-        time.sleep(0.1)
-    if sampler is not None:
+        time.sleep(0.05)
+    if state == "open":
+        window.close()
+        assert sampler is not None
         cpu_percent = sampler.stop().cpu_percent
+    elif state == "waiting":
+        raise LoadError(f"locust exited before the measured window: {proc.stderr_tail()}")
     return cpu_percent

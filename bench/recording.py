@@ -26,6 +26,8 @@ from bench.stats import encode, new_histogram
 OUTPUT_ENV = "PATTERNBENCH_RECORD"
 #: Seconds from the test's start during which requests are not recorded.
 WARMUP_ENV = "PATTERNBENCH_WARMUP_S"
+#: Seconds of the measured window after the warm-up; requests sent later are not recorded.
+DURATION_ENV = "PATTERNBENCH_DURATION_S"
 
 
 class Recording(TypedDict):
@@ -41,24 +43,34 @@ class Recording(TypedDict):
 
 class _Recorder:
     def __init__(
-        self, output: Path, warmup_s: float, clock: Callable[[], float] = time.time
+        self,
+        output: Path,
+        warmup_s: float,
+        duration_s: float = float("inf"),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.output = output
         self.warmup_s = warmup_s
+        self.duration_s = duration_s
         self.clock = clock
         self.hist = new_histogram()
         self.errors: Counter[str] = Counter()
         self.requests = 0
         self.window_start = 0.0
+        self.window_end = float("inf")
 
     def on_test_start(self, **_: Any) -> None:
         self.window_start = self.clock() + self.warmup_s
+        self.window_end = self.window_start + self.duration_s
+        # Tell the harness when the measured window opens, so that what it measures beside the
+        # load (server metrics, process CPU) covers the same seconds.
+        write_atomic(window_path(self.output), json.dumps({"window_start": self.window_start}))
 
     def on_request(
         self, response_time: float, exception: BaseException | None = None, **_: Any
     ) -> None:
-        now = self.clock()
-        if self.window_start == 0.0 or now - response_time / 1000.0 < self.window_start:
+        sent = self.clock() - response_time / 1000.0
+        if self.window_start == 0.0 or not self.window_start <= sent < self.window_end:
             return
         self.requests += 1
         self.hist.record_value(max(1, round(response_time * 1000.0)))
@@ -72,9 +84,14 @@ class _Recorder:
             "errors": sum(self.errors.values()),
             "error_kinds": dict(self.errors),
             "window_start": self.window_start,
-            "window_end": self.clock(),
+            "window_end": min(self.window_end, self.clock()),
         }
         write_atomic(self.output, json.dumps(recording) + "\n")
+
+
+def window_path(output: Path) -> Path:
+    """Where the hook announces the measured window's start, beside its recording."""
+    return output.with_name(output.name + ".window")
 
 
 def _error_kind(exception: BaseException) -> str:
@@ -93,7 +110,11 @@ def install() -> None:
         return
     from locust import events
 
-    recorder = _Recorder(Path(output), float(os.environ.get(WARMUP_ENV, "0")))
+    recorder = _Recorder(
+        Path(output),
+        warmup_s=float(os.environ.get(WARMUP_ENV, "0")),
+        duration_s=float(os.environ.get(DURATION_ENV, "inf")),
+    )
     events.test_start.add_listener(recorder.on_test_start)  # type: ignore[no-untyped-call]
     events.request.add_listener(recorder.on_request)  # type: ignore[no-untyped-call]
     events.test_stop.add_listener(recorder.on_test_stop)  # type: ignore[no-untyped-call]

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+import psutil
+
 from bench import collectors, locust_engine
 from bench.catalog import Build, Implementation, Pattern, render
 from bench.environment import capture
@@ -65,6 +67,55 @@ class _ImplFailed(Exception):
     def __init__(self, message: str, stderr_tail: str | None = None) -> None:
         super().__init__(message)
         self.stderr_tail = stderr_tail
+
+
+class SystemWindow:
+    """The system's side of the measured window: its /metrics and its process tree's CPU/RSS."""
+
+    def __init__(self, proc: RunningProcess, metrics_url: str) -> None:
+        self._proc = proc
+        self._metrics_url = metrics_url
+        self._sampler: collectors.TreeSampler | None = None
+        self._before = ""
+        self._metrics: dict[str, float] = {}
+        self._process: ProcessStats | None = None
+
+    def open(self) -> None:
+        try:
+            self._before = collectors.scrape(self._metrics_url)
+            self._sampler = collectors.TreeSampler(self._proc.pid)
+        except (OSError, psutil.NoSuchProcess) as e:
+            raise self._failure("opened", e) from None
+        self._sampler.start()
+
+    def close(self) -> None:
+        assert self._sampler is not None, "close() before open()"
+        self._process = self._sampler.stop()
+        try:
+            self._metrics = collectors.metric_deltas(
+                self._before, collectors.scrape(self._metrics_url)
+            )
+        except OSError as e:
+            raise self._failure("closed", e) from None
+
+    def _failure(self, when: str, error: Exception) -> _ImplFailed:
+        """A dead process explains a silent /metrics best; give it a moment to be reaped."""
+        try:
+            code: int | None = self._proc.popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None:
+            return _ImplFailed(
+                f"exited with status {code} during the run", self._proc.stderr_tail()
+            )
+        return _ImplFailed(
+            f"/metrics did not answer when the window {when}: {error}", self._proc.stderr_tail()
+        )
+
+    def result(self) -> tuple[ProcessStats, dict[str, float]]:
+        if self._process is None:
+            raise _ImplFailed("the measured window never closed")
+        return self._process, self._metrics
 
 
 def new_run_id(pattern: str) -> str:
@@ -193,10 +244,7 @@ class PatternRun:
             proc = self._start_impl(name, impl, p, "measure")
             try:
                 base_url = f"http://{HOST}:{proc.spec.ports[0]}"
-                metrics_url = f"{base_url}/metrics"
-                before = collectors.scrape(metrics_url)
-                sampler = collectors.TreeSampler(proc.pid)
-                sampler.start()
+                window = SystemWindow(proc, f"{base_url}/metrics")
                 self.progress.phase(name, "warm-up + measure", warmup + duration)
                 load = locust_engine.run(
                     locust_engine.LocustSpec(
@@ -212,16 +260,15 @@ class PatternRun:
                         target_rps=_target_rps(p),
                     ),
                     self.supervisor,
+                    window,
                     lambda done: self.progress.advance(name, done),
                 )
-                process = sampler.stop()
                 code = proc.exit_code()
                 if code is not None:
                     raise _ImplFailed(
                         f"exited with status {code} during the run", proc.stderr_tail()
                     )
-                after = collectors.scrape(metrics_url)
-                return load, process, collectors.metric_deltas(before, after)
+                return load, *window.result()
             finally:
                 self.supervisor.stop(proc)
         finally:

@@ -41,9 +41,10 @@ def test_both_implementations_verified_measured_stored_and_reported(
         assert decode(impl.load.histogram).get_total_count() == impl.load.requests
         assert 0 < impl.load.latency_ms.p50 <= impl.load.latency_ms.p99 <= impl.load.latency_ms.max
         assert impl.process.peak_rss_bytes > 1_000_000
-        # The server counted at least the requests the generator recorded after warm-up.
+        # Server-side metrics cover the same window as the client's latencies (up to its edges).
         served = impl.server_metrics['fanout_requests_total{code="200"}']
-        assert served >= impl.load.requests
+        assert abs(served - impl.load.requests) <= max(10, 0.05 * impl.load.requests)
+        assert impl.load.duration_s == pytest.approx(3.0, abs=0.01)
         assert impl.server_metrics['fanout_backend_calls_total{backend="pricing",outcome="ok"}'] > 0
     env = result.environment
     assert env.git_sha

@@ -21,7 +21,7 @@ class FakeClock:
 
 def test_records_after_warmup_and_counts_errors_by_kind(tmp_path: Path) -> None:
     clock = FakeClock()
-    recorder = _Recorder(tmp_path / "rec.json", warmup_s=2.0, clock=clock)
+    recorder = _Recorder(tmp_path / "rec.json", warmup_s=2.0, duration_s=10.0, clock=clock)
     recorder.on_test_start()
     clock.now += 1.0
     recorder.on_request(response_time=2.5)  # inside the warm-up: dropped
@@ -31,10 +31,12 @@ def test_records_after_warmup_and_counts_errors_by_kind(tmp_path: Path) -> None:
     recorder.on_request(response_time=2.5)
     recorder.on_request(response_time=10.0, exception=Exception("503 Service Unavailable"))
     recorder.on_request(response_time=1.0, exception=Refused("connection refused"))
+    clock.now = 1012.5
+    recorder.on_request(response_time=1.0)  # sent after the window closed at 1012: dropped
     recorder.on_test_stop()
     data = json.loads((tmp_path / "rec.json").read_text())
     assert data["window_start"] == 1002.0
-    assert data["window_end"] == 1003.5
+    assert data["window_end"] == 1012.0
     assert data["requests"] == 3
     assert data["errors"] == 2
     assert data["error_kinds"] == {"HTTP 503": 1, "Refused": 1}
