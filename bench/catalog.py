@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.results import ParamValue
+from bench.results import ParamValue, first_error
 
 #: Parameters every pattern declares, because the load engine needs them.
 LOAD_PARAMS = ("users", "spawn_rate", "duration_s", "warmup_s")
@@ -153,12 +153,6 @@ def _check_templates(pattern: Pattern, file: Path) -> None:
                     raise CatalogError(f"{file}: {where}[{index}]: unknown placeholder {{{field}}}")
 
 
-def _format_error(file: Path, err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{file}: {where}: {first['msg']}"
-
-
 def load_pattern(file: Path, root: Path) -> Pattern:
     display = file.relative_to(root) if file.is_relative_to(root) else file
     try:
@@ -170,7 +164,7 @@ def load_pattern(file: Path, root: Path) -> Pattern:
     try:
         pattern = Pattern.model_validate({**raw, "root": root, "folder": file.parent})
     except ValidationError as e:
-        raise CatalogError(_format_error(display, e)) from None
+        raise CatalogError(f"{display}: {first_error(e)}") from None
     if pattern.pattern != file.parent.name:
         raise CatalogError(
             f"{display}: pattern: {pattern.pattern!r} must match its folder {file.parent.name!r}"

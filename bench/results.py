@@ -148,7 +148,8 @@ def save_run(result: RunResult, run_dir: Path) -> Path:
     return path
 
 
-def _first_error(err: ValidationError) -> str:
+def first_error(err: ValidationError) -> str:
+    """The first problem pydantic found, as one line: `field.path: message`."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     return f"{where}: {first['msg']}"
@@ -173,7 +174,7 @@ def load_run(path: Path) -> RunResult:
     try:
         return RunResult.model_validate(raw)
     except ValidationError as e:
-        raise ResultFileError(f"{path}: {_first_error(e)}") from e
+        raise ResultFileError(f"{path}: {first_error(e)}") from e
 
 
 def resolve_run(ref: str, runs_dir: Path) -> Path:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.results import ParamValue
+from bench.results import ParamValue, first_error
 
 ANY_STRING = "<any-string>"
 
@@ -60,9 +60,7 @@ def load_vectors(path: Path) -> Vectors:
     try:
         return Vectors.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise VectorsError(f"{path}: {where}: {first['msg']}") from None
+        raise VectorsError(f"{path}: {first_error(e)}") from None
 
 
 def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
