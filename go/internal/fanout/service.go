@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/patternbench/patternbench/go/internal/contract"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -164,7 +165,7 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 		return methodNotAllowed(w, r)
 	}
 	item := r.PathValue("item_id")
-	if !validID(item) {
+	if !contract.ValidID(item) {
 		writeBody(w, http.StatusBadRequest, badItemBody)
 		return http.StatusBadRequest
 	}
@@ -196,7 +197,7 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"item_id":"`...)
-	b = append(b, item...) // validID: nothing to escape
+	b = append(b, item...) // contract.ValidID: nothing to escape
 	b = append(b, `","parts":{`...)
 	first := true
 	for i, p := range parts {
@@ -355,21 +356,6 @@ func (s *Service) fetch(ctx context.Context, url string) (json.RawMessage, outco
 		return nil, outError, nil
 	}
 	return body, outOK, nil
-}
-
-// validID reports whether s matches ^[A-Za-z0-9_-]{1,64}$ without regexp
-// machinery on the hot path.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // writeBody sends a complete JSON answer in one write, with its length, so

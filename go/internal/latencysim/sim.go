@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patternbench/patternbench/go/internal/contract"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -85,7 +86,7 @@ type replica struct {
 
 func (rep *replica) serveBackend(w http.ResponseWriter, r *http.Request) {
 	name, item := r.PathValue("name"), r.PathValue("item_id")
-	if !ValidID(name) || !ValidID(item) {
+	if !contract.ValidID(name) || !contract.ValidID(item) {
 		rep.invalid.Inc()
 		WriteError(w, http.StatusBadRequest, "invalid_argument", "backend name and item id must match ^[A-Za-z0-9_-]{1,64}$")
 		return
@@ -139,22 +140,6 @@ func Value(name, item string) uint32 {
 		h = (h ^ uint32(item[i])) * prime
 	}
 	return h % 100000
-}
-
-// ValidID reports whether s matches ^[A-Za-z0-9_-]{1,64}$, the shape of both
-// backend names and item ids. It is hand-written because it sits on the hot path
-// and needs no regexp machinery.
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // errorEnvelope is the contract's error body.
