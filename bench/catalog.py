@@ -21,8 +21,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.results import ParamValue, first_error
 
-#: Parameters every pattern declares, because the load engine needs them.
-LOAD_PARAMS = ("users", "spawn_rate", "duration_s", "warmup_s")
+#: Parameters every pattern declares, because the harness and its load engines need them.
+LOAD_PARAMS = (
+    "engine",  # locust | loadgen
+    "load_model",  # open-loop | closed-loop (closed-loop: locust only)
+    "rate",  # open-loop target, requests/s
+    "rates",  # "" or a sweep, "500,1000,2000"
+    "arrival",  # constant | poisson
+    "trials",  # repeated trials per implementation and rate, interleaved
+    "slo",  # e.g. "p99<=50ms,errors<=0.1%": judges sweep points and the max-rate search
+    "find_max",  # search the highest rate meeting the SLO instead of a fixed sweep
+    "users",  # closed-loop Locust users ...
+    "spawn_rate",  # ... and how fast they start
+    "duration_s",
+    "warmup_s",
+)
+_CHOICES = {
+    "engine": ("locust", "loadgen"),
+    "load_model": ("open-loop", "closed-loop"),
+    "arrival": ("constant", "poisson"),
+}
 BUILTIN_NAMES = ("python", "root", "port")
 
 
@@ -64,7 +82,13 @@ class Implementation(_Model):
 
 class ScenarioSpec(_Model):
     locustfile: str
-    args: list[str] = []
+    args: list[str] = Field(default=[], description="extra Locust arguments")
+    closed_loop_user: str = Field(description="the locustfile's closed-loop User class")
+    open_loop_user: str = Field(description="its open_loop_user() class")
+    loadgen_path: str = Field(description="loadgen's request path; {{rand:N}} → 0..N-1")
+    server_latency_metric: str | None = Field(
+        default=None, description="the system's Prometheus latency histogram (seconds)"
+    )
 
 
 class Pattern(_Model):
@@ -108,7 +132,38 @@ class Pattern(_Model):
                 known = ", ".join(sorted(params))
                 raise CatalogError(f"--param {key}: {self.pattern} has no such parameter ({known})")
             params[key] = parse_param(key, text, params[key])
+        check_load_params(params)
         return params
+
+
+def rate_list(text: str) -> list[float]:
+    """`500,1000` → [500.0, 1000.0]; every rate positive."""
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CatalogError(f"--param rates={text}: expected rates like 500,1000,2000") from None
+    if any(r <= 0 for r in rates):
+        raise CatalogError(f"--param rates={text}: every rate must be positive")
+    return rates
+
+
+def check_load_params(params: dict[str, ParamValue]) -> None:
+    """The harness's own parameters, checked once they are resolved."""
+    for key, allowed in _CHOICES.items():
+        if params[key] not in allowed:
+            raise CatalogError(f"--param {key}={params[key]}: expected one of {', '.join(allowed)}")
+    for key in ("trials", "users", "duration_s", "rate"):
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise CatalogError(f"--param {key}={value}: must be a positive number")
+    warmup = params["warmup_s"]
+    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or warmup < 0:
+        raise CatalogError(f"--param warmup_s={warmup}: must be zero or more")
+    if params["engine"] == "loadgen" and params["load_model"] == "closed-loop":
+        raise CatalogError("--param engine=loadgen: loadgen is open-loop only (use locust)")
+    if params["load_model"] == "closed-loop" and (params["rates"] or params["find_max"]):
+        raise CatalogError("rate sweeps and the max-rate search need open-loop load")
+    rate_list(str(params["rates"]))
 
 
 def parse_param(key: str, text: str, like: ParamValue) -> ParamValue:
@@ -138,6 +193,7 @@ def _check_templates(pattern: Pattern, file: Path) -> None:
     known = pattern.template_names()
     lists: list[tuple[str, list[str]]] = [("args", pattern.args)]
     lists.append(("scenario.args", pattern.scenario.args))
+    lists.append(("scenario.loadgen_path", [pattern.scenario.loadgen_path]))
     lists += [(f"support.{n}.command", s.command) for n, s in pattern.support.items()]
     lists += [
         (f"implementations.{n}.command", i.command) for n, i in pattern.implementations.items()
@@ -177,6 +233,12 @@ def load_pattern(file: Path, root: Path) -> Pattern:
             if key not in pattern.params:
                 raise CatalogError(f"{display}: profiles.{profile}.{key}: not a declared param")
     _check_templates(pattern, display)
+    for profile in ("default", *pattern.profiles):
+        try:
+            pattern.resolve_params(profile, {})
+        except CatalogError as e:
+            where = "params" if profile == "default" else f"profiles.{profile}"
+            raise CatalogError(f"{display}: {where}: {str(e).removeprefix('--param ')}") from None
     return pattern
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from bench import report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
-from bench.results import ResultFileError, load_run, resolve_run
+from bench.results import ResultFileError, RunResult, load_run, resolve_run
 from bench.runner import PatternRun, RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -88,6 +88,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say(text: str) -> None:
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _print_summary(result: RunResult) -> None:
+    """One line per implementation and rate: the medians a reader looks for first."""
+    for impl in result.implementations:
+        if impl.status != "ok":
+            _say(f"  {impl.name:<16} {impl.status}: {impl.error}")
+        for point in impl.points:
+            at = f"{point.target_rps:>8,.0f} req/s" if point.target_rps else "closed-loop   "
+            if not point.valid:
+                _say(f"  {impl.name:<16} {at}  INVALID: the load generator was the limit")
+                continue
+            s = point.summary
+            _say(
+                f"  {impl.name:<16} {at}  served {s['throughput_rps'].median:>9,.0f} req/s  "
+                f"p50 {s['p50'].median:.2f} ms  p99 {s['p99'].median:.2f} ms  "
+                f"errors {100 * s['error_rate'].median:.2f}%"
+            )
+        if impl.knee_rps is not None:
+            _say(f"  {impl.name:<16} knee: {impl.knee_rps:,.0f} req/s")
+        if impl.search is not None:
+            best = impl.search.best_rate
+            _say(f"  {impl.name:<16} highest rate meeting the SLO: "
+                 f"{f'{best:,.0f} req/s' if best is not None else 'none'}")  # fmt: skip
+
+
 def _run_one(pattern: Pattern, options: RunOptions) -> int:
     with Progress(
         TextColumn("{task.description}"),
@@ -100,18 +128,7 @@ def _run_one(pattern: Pattern, options: RunOptions) -> int:
         run = PatternRun(pattern, options, RichProgress(progress, pattern.pattern))
         result = run.execute()
     md, html = report.render(result, run.run_dir)
-    for impl in result.implementations:
-        if impl.status == "ok" and impl.load is not None:
-            lat = impl.load.latency_ms
-            console.print(
-                f"  {impl.name:<16} {impl.load.throughput_rps:>9,.0f} req/s  "
-                f"p50 {lat.p50:.2f} ms  p99 {lat.p99:.2f} ms  errors {impl.load.errors}",
-                soft_wrap=True,
-            )
-        else:
-            console.print(
-                f"  {impl.name:<16} {impl.status}: {impl.error}", soft_wrap=True, markup=False
-            )
+    _print_summary(result)
     console.print(
         f"result: {run.run_dir / 'run.json'}\nreport: {md}\n        {html}", soft_wrap=True
     )

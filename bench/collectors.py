@@ -8,6 +8,9 @@ happened in between (counters and histograms as differences, gauges as their las
 from __future__ import annotations
 
 import contextlib
+import math
+import re
+import subprocess
 import threading
 import time
 import urllib.request
@@ -15,6 +18,7 @@ import urllib.request
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.launcher import RunningProcess
 from bench.results import ProcessStats
 
 #: Runtime metrics every client library adds; they describe the exporter, not the pattern.
@@ -114,3 +118,82 @@ def metric_deltas(before: str, after: str) -> dict[str, float]:
         key: value if key in gauges else value - old.get(key, 0.0)
         for key, value in sorted(new.items())
     }
+
+
+_LE = re.compile(r'le="([^"]+)"')
+
+
+def histogram_quantile_bounds(
+    metrics: dict[str, float], name: str, q: float
+) -> tuple[float, float] | None:
+    """The bucket bounds (seconds) that quantile q (0..1) of a Prometheus histogram lies in.
+
+    A bucketed histogram knows no more than that: interpolating inside a bucket, as Prometheus's
+    histogram_quantile() does, invents a figure (a p99 of 108 ms reads as 212 ms in a
+    100 to 250 ms bucket). None when the histogram is empty or absent; the upper bound is inf when
+    the quantile lies beyond the last finite bucket.
+    """
+    buckets: list[tuple[float, float]] = []
+    for key, count in metrics.items():
+        if key.startswith(f"{name}_bucket{{"):
+            match = _LE.search(key)
+            if match:
+                buckets.append((float(match.group(1)), count))
+    buckets.sort()
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower = 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            return lower, bound
+        lower = bound
+    return lower, math.inf
+
+
+class SystemGone(Exception):
+    """The system stopped answering during the measured window."""
+
+    def __init__(self, message: str, stderr_tail: str) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class SystemWindow:
+    """The system's side of the measured window: its /metrics and its process tree's CPU/RSS."""
+
+    def __init__(self, proc: RunningProcess, metrics_url: str) -> None:
+        self._proc = proc
+        self._metrics_url = metrics_url
+        self._sampler: TreeSampler | None = None
+        self._before = ""
+        self.metrics: dict[str, float] = {}
+        self.process: ProcessStats | None = None
+
+    def open(self) -> None:
+        try:
+            self._before = scrape(self._metrics_url)
+            self._sampler = TreeSampler(self._proc.pid)
+        except (OSError, psutil.NoSuchProcess) as e:
+            raise self._gone("opened", e) from None
+        self._sampler.start()
+
+    def close(self) -> None:
+        assert self._sampler is not None, "close() before open()"
+        self.process = self._sampler.stop()
+        try:
+            self.metrics = metric_deltas(self._before, scrape(self._metrics_url))
+        except OSError as e:
+            raise self._gone("closed", e) from None
+
+    def _gone(self, when: str, error: Exception) -> SystemGone:
+        """A dead process explains a silent /metrics best; give it a moment to be reaped."""
+        try:
+            code: int | None = self._proc.popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is not None:
+            return SystemGone(f"exited with status {code} during the run", self._proc.stderr_tail())
+        return SystemGone(
+            f"/metrics did not answer when the window {when}: {error}", self._proc.stderr_tail()
+        )

@@ -1,8 +1,9 @@
 """Readable reports of a run: `report.md`, and `report.html` made from the same Markdown.
 
-The report puts the verdicts a reader needs first (what failed, whether the load generator was
-the limit), then the side-by-side table, the percentile spectrum, server-side metrics, the
-scenario and the environment.
+The report puts first what a reader must know before trusting any number (what failed, which
+points the load generator limited, where each implementation leaves the SLO, gaps between client
+and server latency), then the side-by-side table with confidence intervals, the curves, the
+percentile spectra, the trials, the scenario and the environment.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from pathlib import Path
 
 import markdown
 
-from bench.plots import latency_spectrum
-from bench.results import ImplementationResult, RunResult, write_atomic
+from bench.plots import latency_spectrum, throughput_latency
+from bench.results import Estimate, ImplementationResult, LoadPoint, RunResult, write_atomic
 
-SPECTRUM_PNG = "latency_spectrum.png"
+CURVE_PNG = "throughput_latency.png"
+
+#: A client p99 this many times the server's (and GAP_MIN_MS more) is called out.
+GAP_RATIO, GAP_MIN_MS = 2.0, 5.0
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+body {{ font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
        color: #222; line-height: 1.45; }}
-table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.92rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: 0.88rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 th {{ background: #f3f3f3; }}
 img {{ max-width: 100%; }}
@@ -34,105 +38,194 @@ pre {{ padding: 0.6rem; overflow-x: auto; }}
 """
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
+def spectrum_png(rate: float | None) -> str:
+    return f"latency_spectrum_{rate:g}.png" if rate is not None else "latency_spectrum.png"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f}"
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
 
 
-def _offered(run: RunResult) -> str:
-    p = run.scenario.params
-    text = f"{p['users']} Locust users (closed-loop)"
-    rate = p.get("user_rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
-        text += f", each paced to {rate:g} req/s: {float(p['users']) * rate:g} req/s offered"
-    return text
+def _est(summary: dict[str, Estimate], key: str) -> str:
+    e = summary.get(key)
+    if e is None:
+        return "—"
+    if e.n < 2 or e.low == e.high:
+        return _num(e.median)
+    return f"{_num(e.median)} ({_num(e.low)} to {_num(e.high)})"
 
 
-def _results_table(impls: list[ImplementationResult]) -> list[str]:
-    head = ("| implementation | status | req/s | errors | p50 ms | p90 ms | p99 ms | p99.9 ms "
-            "| max ms | CPU % | peak RSS MiB | generator CPU % |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
-    for i in impls:
-        if i.load is None or i.process is None:
-            lines.append(f"| {i.name} | **{i.status}** |" + " — |" * 10)
-            continue
-        lat = i.load.latency_ms
-        gen = f"{i.load.generator_cpu_percent:.0f}" + (" ⚠" if i.load.generator_saturated else "")
-        lines.append(
-            f"| {i.name} | {i.status} | {_fmt(i.load.throughput_rps)} | {i.load.errors} "
-            f"| {_fmt(lat.p50)} | {_fmt(lat.p90)} | {_fmt(lat.p99)} | {_fmt(lat.p999)} "
-            f"| {_fmt(lat.max)} | {i.process.cpu_percent:.0f} | {_mib(i.process.peak_rss_bytes)} "
-            f"| {gen} |"
-        )
-    return lines
+def _rate(point: LoadPoint) -> str:
+    return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
+
+
+def _load_line(run: RunResult) -> str:
+    s, p = run.scenario, run.scenario.params
+    if s.load_model == "open-loop":
+        rates = ", ".join(f"{r:,.0f}" for r in s.rates)
+        text = f"open-loop `{s.engine}`, {s.arrival} arrivals at {rates} req/s"
+    else:
+        text = f"closed-loop Locust, {p['users']} users"
+        rate = p.get("user_rate")
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+            text += f" each paced to {rate:g} req/s"
+    return (
+        f"{text}; {s.trials} trial(s) per implementation and rate, interleaved; each trial "
+        f"{p['warmup_s']} s warm-up + {p['duration_s']} s measured, on a freshly started system."
+    )
 
 
 def _verdicts(run: RunResult) -> list[str]:
     lines: list[str] = []
-    for i in run.implementations:
-        if i.status != "ok":
-            lines.append(f"- **{i.name} was not measured** ({i.status}): {i.error}")
-            lines += [f"    - {p}" for p in i.verify_problems[:10]]
-            if i.stderr_tail:
-                lines += [
-                    "",
-                    "  ```",
-                    *[f"  {s}" for s in i.stderr_tail.splitlines()[-15:]],
-                    "  ```",
-                ]
-        elif i.load is not None:
-            if i.load.generator_saturated:
+    for impl in run.implementations:
+        if impl.status != "ok":
+            lines.append(
+                f"- **{impl.name} was not measured in full** ({impl.status}): {impl.error}"
+            )
+            lines += [f"    - {p}" for p in impl.verify_problems[:10]]
+            if impl.stderr_tail:
+                tail = impl.stderr_tail.splitlines()[-15:]
+                lines += ["", "  ```", *[f"  {s}" for s in tail], "  ```"]
+        for point in impl.points:
+            bad = [t for t in point.trials if not t.valid]
+            if bad:
+                reasons = "; ".join(sorted({r for t in bad for r in t.invalid_reasons}))
+                verdict = "not the system's figure" if not point.valid else "left out"
                 lines.append(
-                    f"- **{i.name}: the load generator was the limit** (it used "
-                    f"{i.load.generator_cpu_percent:.0f}% of a core): these figures are the "
-                    "generator's, not the system's."
+                    f"- {impl.name} at {_rate(point)} req/s: {len(bad)} of {len(point.trials)} "
+                    f"trials were limited by the load generator ({reasons}) — {verdict}."
                 )
-            if i.load.target_rps and i.load.throughput_rps < 0.95 * i.load.target_rps:
-                lines.append(
-                    f"- {i.name} served {i.load.throughput_rps:,.0f} req/s of the "
-                    f"{i.load.target_rps:,.0f} offered: closed-loop users slowed down with it."
-                )
-            if i.load.errors:
-                kinds = ", ".join(f"{k}: {n}" for k, n in sorted(i.load.error_kinds.items()))
-                lines.append(f"- {i.name}: {i.load.errors} errors ({kinds}).")
+            lines += _gap(impl, point)
+        lines += _slo_verdict(run, impl)
     if run.environment.cpusets.shared:
         lines.append("- The system and the load generator shared CPUs: figures include contention.")
-    return lines or ["- Every implementation passed its test vectors and was measured."]
+    return lines or ["- Every implementation passed its test vectors and every point is valid."]
 
 
-def _server_metrics(impls: list[ImplementationResult]) -> list[str]:
-    measured = [i for i in impls if i.server_metrics]
-    keys = sorted({k for i in measured for k in i.server_metrics if "_bucket" not in k})
+def _server(summary: dict[str, Estimate], key: str) -> str:
+    low, high = summary.get(f"server_{key}_low"), summary.get(f"server_{key}_high")
+    if low is None or high is None:
+        return "—"
+    return f"{_num(low.median)}–{_num(high.median)}"  # noqa: RUF001  (a range)
+
+
+def _gap(impl: ImplementationResult, point: LoadPoint) -> list[str]:
+    client, server = point.summary.get("p99"), point.summary.get("server_p99_high")
+    if client is None or server is None:
+        return []
+    if client.median > GAP_RATIO * server.median and client.median - server.median > GAP_MIN_MS:
+        return [
+            f"- {impl.name} at {_rate(point)} req/s: client p99 {_num(client.median)} ms vs "
+            f"server p99 at most {_num(server.median)} ms. The difference was spent before the "
+            "server's handler started or after it finished: queueing for the listener and accept "
+            "backlog, the generator's connection pool, or, open-loop, the wait of requests the "
+            "server could not take yet (which the corrected latency counts and the server never "
+            "sees)."
+        ]
+    return []
+
+
+def _slo_verdict(run: RunResult, impl: ImplementationResult) -> list[str]:
+    if impl.search is not None:
+        s = impl.search
+        best = f"{s.best_rate:,.0f} req/s" if s.best_rate is not None else "no rate tried"
+        return [f"- **{impl.name}: highest rate meeting {s.slo}: {best}.** {s.reason}"]
+    if run.scenario.slo and len(impl.points) >= 2 and impl.status == "ok":
+        if impl.knee_rps is None:
+            return [f"- {impl.name} misses {run.scenario.slo} already at the lowest rate."]
+        return [f"- **{impl.name} meets {run.scenario.slo} up to {impl.knee_rps:,.0f} req/s** "
+                "(the knee, marked on the curve)."]  # fmt: skip
+    return []
+
+
+def _results_table(run: RunResult) -> list[str]:
+    open_loop = run.scenario.load_model == "open-loop"
+    head = ["implementation", "target req/s", "valid", "req/s", "p50 ms", "p99 ms", "p99.9 ms"]
+    if open_loop:
+        head += ["uncorrected p99 ms", "slip p99 ms"]
+    head += ["server p99 bucket ms", "errors %", "CPU %", "peak RSS MiB", "generator CPU %"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for impl in run.implementations:
+        if not impl.points:
+            lines.append(f"| {impl.name} | **{impl.status}** |" + " — |" * (len(head) - 2))
+        for point in impl.points:
+            s = point.summary
+            rss = max(t.process.peak_rss_bytes for t in point.trials) / 2**20
+            gen = max(t.load.generator_cpu_percent for t in point.trials)
+            errors = f"{100 * s['error_rate'].median:.2f}" if "error_rate" in s else "—"
+            row = [impl.name, _rate(point), "yes" if point.valid else "**no**"]
+            row += [_est(s, key) for key in ("throughput_rps", "p50", "p99", "p999")]
+            if open_loop:
+                row += [_est(s, "u_p99"), _est(s, "slip_p99")]
+            row += [
+                _est(s, "server_p99"),
+                errors,
+                _est(s, "cpu_percent"),
+                f"{rss:.1f}",
+                f"{gen:.0f}",
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _trials_table(run: RunResult) -> list[str]:
+    lines = [
+        "<details><summary>Every trial</summary>",
+        "",
+        "| implementation | target req/s | trial | valid | sent req/s | p50 ms | p99 ms | errors "
+        "| generator CPU % | why invalid |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for impl in run.implementations:
+        for point in impl.points:
+            for t in point.trials:
+                lat = t.load.latency_ms
+                valid = "yes" if t.valid else "no"
+                lines.append(
+                    f"| {impl.name} | {_rate(point)} | {t.index + 1} | {valid} "
+                    f"| {_num(t.load.achieved_rps)} | {_num(lat.p50)} | {_num(lat.p99)} "
+                    f"| {t.load.errors} | {t.load.generator_cpu_percent:.0f} "
+                    f"| {'; '.join(t.invalid_reasons)} |"
+                )
+    return [*lines, "", "</details>", ""]
+
+
+def _server_metrics(run: RunResult) -> list[str]:
+    """Counters of the first trial at the first rate, per implementation: what the system saw."""
+    firsts = [(i.name, i.points[0].trials[0]) for i in run.implementations if i.points]
+    keys = sorted({k for _, t in firsts for k in t.server_metrics if "_bucket" not in k})
     if not keys:
         return []
     lines = [
-        "## Server-side metrics (during the measured window)",
+        "<details><summary>Server-side metrics (first trial at the first rate)</summary>",
         "",
-        "| metric | " + " | ".join(i.name for i in measured) + " |",
-        "|---|" + "---|" * len(measured),
+        "| metric | " + " | ".join(name for name, _ in firsts) + " |",
+        "|---|" + "---|" * len(firsts),
     ]
     for key in keys:
         cells = [
-            f"{i.server_metrics[key]:,.6g}" if key in i.server_metrics else "—" for i in measured
+            f"{t.server_metrics[key]:,.6g}" if key in t.server_metrics else "—" for _, t in firsts
         ]
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+    return [*lines, "", "</details>", ""]
 
 
-def render_markdown(run: RunResult, spectrum_png: str | None) -> str:
+def render_markdown(run: RunResult, curve_png: str | None, spectra: list[tuple[str, str]]) -> str:
     env, scenario = run.environment, run.scenario
     cpus = env.cpusets
-    ok = [i for i in run.implementations if i.load is not None]
-    window = f"{ok[0].load.duration_s:.0f} s" if ok and ok[0].load else "—"
+    corrected = (
+        "from each request's **intended** send time (coordinated omission corrected; the "
+        "uncorrected latency, from the actual send, is shown beside it)"
+        if scenario.load_model == "open-loop"
+        else "from each request's actual send time (closed-loop: stalls slow the users down "
+        "instead of showing as latency)"
+    )
     lines = [
         f"# {scenario.pattern} — {run.run_id}",
         "",
-        f"Profile `{scenario.profile}`: {_offered(run)}, measured for {window} after "
-        f"{scenario.params['warmup_s']} s of warm-up. Latency is measured by the load generator "
-        "from each request's actual send time into an HDR histogram.",
+        f"Load: {_load_line(run)} Latency is measured by the load generator {corrected}, into "
+        "HDR histograms. Figures are medians over the valid trials with their 95% bootstrap "
+        "interval in brackets (with 3 to 5 trials, read it as the spread of the trials).",
         "",
         "## Verdicts",
         "",
@@ -140,23 +233,27 @@ def render_markdown(run: RunResult, spectrum_png: str | None) -> str:
         "",
         "## Results",
         "",
-        *_results_table(run.implementations),
+        *_results_table(run),
         "",
-        "CPU % is the implementation's process tree, in % of one core; peak RSS is the summed "
-        "resident memory of that tree. ⚠ marks a load generator at ≥ 90% of a core.",
+        "Server p99 is the bucket of the system's own latency histogram that its p99 lies in: "
+        "the server cannot say more. CPU % is the implementation's process tree in % of one "
+        "core; generator CPU % is the highest of the trials.",
         "",
     ]
-    if spectrum_png:
+    if curve_png:
+        lines += ["## Throughput and latency", "", f"![throughput vs latency]({curve_png})", ""]
+        lines += ["Hollow red circles mark generator-limited points; a star marks the knee.", ""]
+    if spectra:
+        lines += ["## Latency by percentile", ""]
+        for title, png in spectra:
+            lines += [f"![{title}]({png})", ""]
         lines += [
-            "## Latency by percentile",
-            "",
-            f"![latency by percentile]({spectrum_png})",
-            "",
             "The x axis stretches the tail (90%, 99%, 99.9% …) as HdrHistogram plots do; a curve "
-            "that turns up early means a heavy tail.",
+            "that turns up early means a heavy tail. Dashed: uncorrected latency.",
             "",
         ]
-    lines += _server_metrics(run.implementations)
+    lines += _trials_table(run)
+    lines += _server_metrics(run)
     params = ", ".join(f"`{k}={v}`" for k, v in sorted(scenario.params.items()))
     libs = ", ".join(f"{k} {v}" for k, v in sorted(env.libraries.items()))
     lines += [
@@ -180,10 +277,18 @@ def render_markdown(run: RunResult, spectrum_png: str | None) -> str:
 
 def render(run: RunResult, run_dir: Path) -> tuple[Path, Path]:
     """Write report.md, report.html and the plots into run_dir; return the two report paths."""
-    has_plot = latency_spectrum(run, run_dir / SPECTRUM_PNG)
-    text = render_markdown(run, SPECTRUM_PNG if has_plot else None)
+    curve = CURVE_PNG if throughput_latency(run, run_dir / CURVE_PNG) else None
+    rates = sorted({p.target_rps for i in run.implementations for p in i.points},
+                   key=lambda r: r or 0.0)  # fmt: skip
+    spectra = []
+    for rate in rates:
+        png = spectrum_png(rate)
+        if latency_spectrum(run, rate, run_dir / png):
+            title = f"latency by percentile at {rate:g} req/s" if rate else "latency by percentile"
+            spectra.append((title, png))
+    text = render_markdown(run, curve, spectra)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_atomic(md_path, text)
-    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    body = markdown.markdown(text, extensions=["tables", "fenced_code", "md_in_html"])
     write_atomic(html_path, _HTML.format(title=f"{run.scenario.pattern} — {run.run_id}", body=body))
     return md_path, html_path

@@ -1,8 +1,17 @@
 """The result file: one versioned pydantic model per run, written atomically, loaded back.
 
+A run measures each implementation at one or more load points (target rates of a sweep, or the
+single load of a closed-loop run); each point has repeated trials, interleaved across
+implementations, and a summary of medians with confidence intervals. Every trial says whether
+it is valid: a trial where the load generator, not the system, was the limit is kept (so the
+report can show it) but is never summarised as the system's figure.
+
 Schema history (bump SCHEMA_VERSION when a reader of an older file would misread a newer one):
 
 - 1: first version — scenario, environment, per-implementation load, process and server metrics.
+- 2: load points, each with trials; open-loop load with corrected and uncorrected latency,
+  schedule slip, target vs achieved rate, validity; medians with confidence intervals;
+  server-side latency; SLO search results.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 ParamValue = int | float | str | bool
+Engine = Literal["locust", "loadgen"]
+LoadModel = Literal["closed-loop", "open-loop"]
 
 
 class ResultFileError(Exception):
@@ -59,8 +70,12 @@ class Scenario(_Model):
 
     pattern: str
     profile: str
-    engine: Literal["locust"]
-    load_model: Literal["closed-loop"]
+    engine: Engine
+    load_model: LoadModel
+    arrival: Literal["constant", "poisson"] | None = Field(description="open-loop arrivals")
+    rates: list[float] = Field(description="target rates (req/s) of the points; [] closed-loop")
+    trials: int = Field(ge=1)
+    slo: str | None = Field(description="the SLO points are judged against, when one was given")
     locustfile: str
     params: dict[str, ParamValue]
 
@@ -77,17 +92,29 @@ class Percentiles(_Model):
 
 
 class LoadStats(_Model):
-    requests: int = Field(description="responses recorded after warm-up, errors included")
+    """What the load generator measured in one trial's window (warm-up excluded)."""
+
+    engine: Engine
+    load_model: LoadModel
+    target_rps: float | None = Field(description="offered load: the open-loop rate or paced users")
+    achieved_rps: float = Field(description="requests sent per second in the window")
+    requests: int = Field(description="requests in the window, errors included")
     errors: int
     error_kinds: dict[str, int]
-    duration_s: float = Field(description="measured window, warm-up excluded")
-    throughput_rps: float
-    target_rps: float | None = Field(description="offered load when the scenario paces users")
-    latency_ms: Percentiles
-    histogram: str = Field(description="HdrHistogram, microseconds, compressed base64")
+    duration_s: float
+    throughput_rps: float = Field(description="successful responses per second")
+    latency_ms: Percentiles = Field(
+        description="open-loop: from each request's intended send time (coordinated omission "
+        "corrected); closed-loop: from its actual send time"
+    )
+    uncorrected_ms: Percentiles | None = Field(description="open-loop: from the actual send time")
+    slip_ms: Percentiles | None = Field(description="open-loop: how late requests left")
+    histogram: str = Field(description="HdrHistogram of latency_ms, microseconds, base64")
+    uncorrected_histogram: str | None
     generator_cpu_percent: float = Field(description="load generator CPU, % of one core")
-    generator_saturated: bool = Field(
-        description="the load generator used ≥ 90% of a core: the limit may be the generator"
+    generator_cpus: int
+    in_flight_cap_hit: bool = Field(
+        default=False, description="open-loop: the generator's concurrency cap was reached"
     )
 
 
@@ -95,6 +122,48 @@ class ProcessStats(_Model):
     cpu_seconds: float
     cpu_percent: float = Field(description="% of one core, averaged over the measured window")
     peak_rss_bytes: int = Field(description="peak of the summed RSS of the process tree")
+
+
+class Trial(_Model):
+    index: int
+    load: LoadStats
+    process: ProcessStats
+    server_metrics: dict[str, float]
+    server_latency_ms: dict[str, float] = Field(
+        description="p50_low/p50_high, p99_low/p99_high: the bucket bounds (ms) of the system's "
+        "own latency histogram that each quantile lies in"
+    )
+    valid: bool
+    invalid_reasons: list[str]
+
+
+class Estimate(_Model):
+    """A median over trials with its confidence interval (bootstrap)."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+
+class LoadPoint(_Model):
+    target_rps: float | None
+    trials: list[Trial]
+    summary: dict[str, Estimate] = Field(
+        description="over valid trials: throughput_rps, achieved_rps, p50, p90, p99, p999, "
+        "max (corrected), u_p50, u_p99 (uncorrected), error_rate"
+    )
+    valid: bool = Field(description="at least one valid trial, and most trials valid")
+
+
+class SloSearch(_Model):
+    """The highest rate found to meet the SLO, and why the search stopped."""
+
+    slo: str
+    best_rate: float | None
+    first_failing_rate: float | None
+    limited_by_generator: bool
+    reason: str
 
 
 ImplStatus = Literal["ok", "verify_failed", "failed"]
@@ -107,13 +176,15 @@ class ImplementationResult(_Model):
     error: str | None = None
     stderr_tail: str | None = None
     verify_problems: list[str] = []
-    load: LoadStats | None = None
-    process: ProcessStats | None = None
-    server_metrics: dict[str, float] = {}
+    points: list[LoadPoint] = []
+    knee_rps: float | None = Field(
+        default=None, description="highest swept rate meeting the SLO with every lower rate"
+    )
+    search: SloSearch | None = None
 
 
 class RunResult(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run_id: str
     created_at: datetime
     scenario: Scenario
@@ -187,35 +258,35 @@ def resolve_run(ref: str, runs_dir: Path) -> Path:
 
 
 def runs_dataframe(runs_dir: Path) -> pd.DataFrame:
-    """One row per (run, implementation) over every stored run, for pandas analysis."""
+    """One row per (run, implementation, load point) over every stored run, for pandas.
+
+    Latency and throughput columns are the medians over the point's valid trials.
+    """
     import pandas as pd
 
     rows: list[dict[str, object]] = []
     for path in sorted(runs_dir.glob("*/run.json")):
         run = load_run(path)
         for impl in run.implementations:
-            row: dict[str, object] = {
+            base: dict[str, object] = {
                 "run_id": run.run_id,
                 "created_at": run.created_at,
                 "pattern": run.scenario.pattern,
                 "profile": run.scenario.profile,
+                "engine": run.scenario.engine,
+                "load_model": run.scenario.load_model,
                 "git_sha": run.environment.git_sha,
                 "implementation": impl.name,
                 "language": impl.language,
                 "status": impl.status,
             }
-            if impl.load is not None:
-                row.update(
-                    requests=impl.load.requests,
-                    errors=impl.load.errors,
-                    throughput_rps=impl.load.throughput_rps,
-                    generator_saturated=impl.load.generator_saturated,
-                    **{f"{k}_ms": v for k, v in impl.load.latency_ms.model_dump().items()},
-                )
-            if impl.process is not None:
-                row.update(
-                    cpu_percent=impl.process.cpu_percent,
-                    peak_rss_bytes=impl.process.peak_rss_bytes,
-                )
-            rows.append(row)
+            if not impl.points:
+                rows.append(base)
+            for point in impl.points:
+                row = {**base, "target_rps": point.target_rps, "valid": point.valid}
+                row["trials"] = len(point.trials)
+                for key, estimate in point.summary.items():
+                    suffix = "" if key.endswith(("_rps", "_rate")) else "_ms"
+                    row[f"{key}{suffix}"] = estimate.median
+                rows.append(row)
     return pd.DataFrame(rows)

@@ -1,12 +1,17 @@
-"""One run of one pattern: build, then per implementation verify → warm up → measure → stop.
+"""One run of one pattern: build; verify every implementation; then measure the ones that pass,
+in trials interleaved across implementations (A B A B …) at each target rate — or search for the
+highest rate each one serves within the SLO.
 
-A failure of one implementation (build, launch, wrong answers, crash mid-run) is recorded on that
-implementation with the tail of its output, and the others still run. Every process started here
-is stopped before the next phase starts and, on Ctrl-C, before the harness exits.
+Each trial starts the implementation and its support processes afresh (as pyperf runs each
+measurement in a fresh worker process), measures one window, and stops them. A failure of one
+implementation (build, launch, wrong answers, crash) is recorded on it with the tail of its
+output, and the others go on. Every process started here is stopped before the next trial and,
+on Ctrl-C, before the harness exits.
 """
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -15,25 +20,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-import psutil
-
-from bench import collectors, locust_engine
-from bench.catalog import Build, Implementation, Pattern, render
+from bench import collectors, headroom, loadgen_engine, locust_engine
+from bench import slo as slo_
+from bench.catalog import Build, Implementation, Pattern, rate_list, render
 from bench.environment import capture
 from bench.launcher import LaunchError, LaunchSpec, RunningProcess, Supervisor, tail
+from bench.load import LoadError, LoadSpec, LocustScenario
 from bench.results import (
     CpuSets,
     ImplementationResult,
-    LoadStats,
+    LoadPoint,
     ParamValue,
-    ProcessStats,
     RunResult,
     Scenario,
+    SloSearch,
+    Trial,
     save_run,
 )
+from bench.summary import make_point, slo_point
 from bench.verify import VectorsError, check, load_vectors
 
 HOST = "127.0.0.1"
+LOADGEN_BUILD = Build(dir="go", command=["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"])
+#: Bounds of the max-rate search (requests/s).
+SEARCH_START, SEARCH_MAX = 250.0, 200_000.0
 
 
 class Progress(Protocol):
@@ -67,55 +77,6 @@ class _ImplFailed(Exception):
     def __init__(self, message: str, stderr_tail: str | None = None) -> None:
         super().__init__(message)
         self.stderr_tail = stderr_tail
-
-
-class SystemWindow:
-    """The system's side of the measured window: its /metrics and its process tree's CPU/RSS."""
-
-    def __init__(self, proc: RunningProcess, metrics_url: str) -> None:
-        self._proc = proc
-        self._metrics_url = metrics_url
-        self._sampler: collectors.TreeSampler | None = None
-        self._before = ""
-        self._metrics: dict[str, float] = {}
-        self._process: ProcessStats | None = None
-
-    def open(self) -> None:
-        try:
-            self._before = collectors.scrape(self._metrics_url)
-            self._sampler = collectors.TreeSampler(self._proc.pid)
-        except (OSError, psutil.NoSuchProcess) as e:
-            raise self._failure("opened", e) from None
-        self._sampler.start()
-
-    def close(self) -> None:
-        assert self._sampler is not None, "close() before open()"
-        self._process = self._sampler.stop()
-        try:
-            self._metrics = collectors.metric_deltas(
-                self._before, collectors.scrape(self._metrics_url)
-            )
-        except OSError as e:
-            raise self._failure("closed", e) from None
-
-    def _failure(self, when: str, error: Exception) -> _ImplFailed:
-        """A dead process explains a silent /metrics best; give it a moment to be reaped."""
-        try:
-            code: int | None = self._proc.popen.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code is not None:
-            return _ImplFailed(
-                f"exited with status {code} during the run", self._proc.stderr_tail()
-            )
-        return _ImplFailed(
-            f"/metrics did not answer when the window {when}: {error}", self._proc.stderr_tail()
-        )
-
-    def result(self) -> tuple[ProcessStats, dict[str, float]]:
-        if self._process is None:
-            raise _ImplFailed("the measured window never closed")
-        return self._process, self._metrics
 
 
 def new_run_id(pattern: str) -> str:
@@ -156,6 +117,17 @@ class PatternRun:
                 f"--impl {unknown[0]}: {pattern.pattern} has no such implementation ({known})"
             )
         self.names = names
+        p = self.params
+        self.open_loop = p["load_model"] == "open-loop"
+        self.trials = int(p["trials"])
+        self.slo = slo_.Slo.parse(str(p["slo"])) if p["slo"] else None
+        self.find_max = bool(p["find_max"])
+        if self.find_max and self.slo is None:
+            raise LookupError("--param find_max=true needs an SLO (--param slo=...)")
+        self.rates: list[float | None] = (
+            list(rate_list(str(p["rates"])) or [float(p["rate"])]) if self.open_loop else [None]
+        )
+        self.failures: dict[str, _ImplFailed] = {}
 
     # ---- templating -------------------------------------------------------------------------
 
@@ -212,7 +184,11 @@ class PatternRun:
         except LaunchError as e:
             raise _ImplFailed(str(e), e.stderr_tail) from None
 
-    # ---- phases -----------------------------------------------------------------------------
+    def _stop(self, *procs: RunningProcess) -> None:
+        for proc in procs:
+            self.supervisor.stop(proc)
+
+    # ---- verify -----------------------------------------------------------------------------
 
     def _verify(self, name: str, impl: Implementation) -> list[str]:
         if self.pattern.vectors is None:
@@ -229,120 +205,212 @@ class PatternRun:
             try:
                 return check(HOST, proc.spec.ports[0], vectors)
             finally:
-                self.supervisor.stop(proc)
+                self._stop(proc)
         finally:
-            for support in supports:
-                self.supervisor.stop(support)
+            self._stop(*supports)
 
-    def _measure(
-        self, name: str, impl: Implementation
-    ) -> tuple[LoadStats, ProcessStats, dict[str, float]]:
+    # ---- measure ----------------------------------------------------------------------------
+
+    def _load_spec(self, name: str, base_url: str, rate: float | None, index: int) -> LoadSpec:
         p = self.params
-        warmup, duration = float(p["warmup_s"]), float(p["duration_s"])
+        paced = p.get("user_rate")
+        label = f"{rate:g}" if rate is not None else "closed"
+        return LoadSpec(
+            host=base_url,
+            load_model="open-loop" if self.open_loop else "closed-loop",
+            duration_s=float(p["duration_s"]),
+            warmup_s=float(p["warmup_s"]),
+            cpus=self.cpus.loadgen,
+            workdir=self.run_dir / "logs" / name / f"rate-{label}-trial-{index}",
+            rate=rate,
+            arrival=str(p["arrival"]),
+            seed=int(p.get("seed", 1)) + index,
+            users=int(p["users"]),
+            spawn_rate=float(p["spawn_rate"]),
+            paced_rps=float(p["users"]) * float(paced)
+            if isinstance(paced, int | float) and not isinstance(paced, bool) and paced > 0
+            else None,
+            locust=LocustScenario(
+                locustfile=self.pattern.root / self.pattern.scenario.locustfile,
+                args=render(self.pattern.scenario.args, self._values(p, None)),
+                closed_loop_user=self.pattern.scenario.closed_loop_user,
+                open_loop_user=self.pattern.scenario.open_loop_user,
+            ),
+            loadgen_path=render([self.pattern.scenario.loadgen_path], self._values(p, None))[0],
+        )
+
+    def _trial(self, name: str, rate: float | None, index: int) -> Trial:
+        """Start the implementation afresh, measure one window, stop it."""
+        impl = self.pattern.implementations[name]
+        p = self.params
+        window_s = float(p["warmup_s"]) + float(p["duration_s"])
         supports = self._start_supports(p, "measure")
         try:
             proc = self._start_impl(name, impl, p, "measure")
             try:
                 base_url = f"http://{HOST}:{proc.spec.ports[0]}"
-                window = SystemWindow(proc, f"{base_url}/metrics")
-                self.progress.phase(name, "warm-up + measure", warmup + duration)
-                load = locust_engine.run(
-                    locust_engine.LocustSpec(
-                        locustfile=self.pattern.root / self.pattern.scenario.locustfile,
-                        host=base_url,
-                        users=int(p["users"]),
-                        spawn_rate=float(p["spawn_rate"]),
-                        duration_s=duration,
-                        warmup_s=warmup,
-                        scenario_args=render(self.pattern.scenario.args, self._values(p, None)),
-                        cpus=self.cpus.loadgen,
-                        workdir=self.run_dir / "logs" / name,
-                        target_rps=_target_rps(p),
-                    ),
-                    self.supervisor,
-                    window,
-                    lambda done: self.progress.advance(name, done),
-                )
+                window = collectors.SystemWindow(proc, f"{base_url}/metrics")
+                spec = self._load_spec(name, base_url, rate, index)
+                spec.workdir.mkdir(parents=True, exist_ok=True)
+                at = f"{rate:g} req/s, " if rate is not None else ""
+                self.progress.phase(name, f"{at}trial {index + 1}/{self.trials}", window_s)
+                advance = lambda done: self.progress.advance(name, done)  # noqa: E731
+                try:
+                    if p["engine"] == "loadgen":
+                        binary = self.pattern.root / "go" / "bin" / "loadgen"
+                        load = loadgen_engine.run(binary, spec, self.supervisor, window, advance)
+                    else:
+                        load = locust_engine.run(spec, self.supervisor, window, advance)
+                except collectors.SystemGone as e:
+                    raise _ImplFailed(str(e), e.stderr_tail) from None
                 code = proc.exit_code()
                 if code is not None:
                     raise _ImplFailed(
                         f"exited with status {code} during the run", proc.stderr_tail()
                     )
-                return load, *window.result()
+                if window.process is None:
+                    raise _ImplFailed("the measured window never closed", proc.stderr_tail())
             finally:
-                self.supervisor.stop(proc)
+                self._stop(proc)
         finally:
-            for support in supports:
-                self.supervisor.stop(support)
-
-    def _one(self, name: str) -> ImplementationResult:
-        impl = self.pattern.implementations[name]
-        try:
-            problems = self._verify(name, impl)
-            if problems:
-                return ImplementationResult(
-                    name=name,
-                    language=impl.language,
-                    status="verify_failed",
-                    error=f"{len(problems)} test vector(s) answered wrongly",
-                    verify_problems=problems,
-                )
-            load, process, metrics = self._measure(name, impl)
-        except _ImplFailed as e:
-            return _failed(name, impl, str(e), e.stderr_tail)
-        except (locust_engine.LoadError, OSError) as e:
-            return _failed(name, impl, f"load engine: {e}", None)
-        return ImplementationResult(
-            name=name,
-            language=impl.language,
-            status="ok",
+            self._stop(*supports)
+        reasons = headroom.invalid_reasons(load)
+        return Trial(
+            index=index,
             load=load,
-            process=process,
-            server_metrics=metrics,
+            process=window.process,
+            server_metrics=window.metrics,
+            server_latency_ms=self._server_latency(window.metrics),
+            valid=not reasons,
+            invalid_reasons=reasons,
         )
 
-    def _build_all(self) -> dict[str, _ImplFailed]:
-        """Build supports and implementations; failures by implementation name."""
-        failures: dict[str, _ImplFailed] = {}
+    def _server_latency(self, metrics: dict[str, float]) -> dict[str, float]:
+        """p50 and p99 of the system's own latency histogram, as bucket bounds in ms."""
+        name = self.pattern.scenario.server_latency_metric
+        if name is None:
+            return {}
+        out: dict[str, float] = {}
+        for key, q in (("p50", 0.5), ("p99", 0.99)):
+            bounds = collectors.histogram_quantile_bounds(metrics, name, q)
+            if bounds is not None and not math.isinf(bounds[1]):
+                out[f"{key}_low"], out[f"{key}_high"] = bounds[0] * 1000.0, bounds[1] * 1000.0
+        return out
+
+    def _sweep(self, names: list[str]) -> dict[str, list[LoadPoint]]:
+        """Every rate, trials interleaved across implementations; a failed one drops out."""
+        points: dict[str, list[LoadPoint]] = {n: [] for n in names}
+        for rate in self.rates:
+            trials: dict[str, list[Trial]] = {n: [] for n in names}
+            for index, name in slo_.interleaved(names, self.trials):
+                if name in self.failures:
+                    continue
+                try:
+                    trials[name].append(self._trial(name, rate, index))
+                except _ImplFailed as e:
+                    self.failures[name] = e
+                except LoadError as e:
+                    self.failures[name] = _ImplFailed(f"load engine: {e}")
+            for name in names:
+                if trials[name]:
+                    points[name].append(make_point(rate, trials[name]))
+        return points
+
+    def _search(self, name: str) -> tuple[list[LoadPoint], SloSearch | None]:
+        """The highest rate meeting the SLO: exponential growth, then bisection."""
+        assert self.slo is not None
+        measured: list[LoadPoint] = []
+
+        def measure(rate: float) -> slo_.Point:
+            trials = [self._trial(name, rate, index) for index in range(self.trials)]
+            measured.append(make_point(rate, trials))
+            return slo_point(measured[-1], self.slo)  # type: ignore[arg-type]
+
+        try:
+            found = slo_.find_max_rate(measure, self.slo, start=SEARCH_START, max_rate=SEARCH_MAX)
+        except _ImplFailed as e:
+            self.failures[name] = e
+            return sorted(measured, key=lambda p: p.target_rps or 0.0), None
+        except LoadError as e:
+            self.failures[name] = _ImplFailed(f"load engine: {e}")
+            return sorted(measured, key=lambda p: p.target_rps or 0.0), None
+        search = SloSearch(
+            slo=self.slo.describe(),
+            best_rate=found.best_rate,
+            first_failing_rate=found.first_failing_rate,
+            limited_by_generator=found.limited_by_generator,
+            reason=found.reason,
+        )
+        return sorted(measured, key=lambda p: p.target_rps or 0.0), search
+
+    # ---- the run ----------------------------------------------------------------------------
+
+    def _build_all(self) -> None:
         log = self.run_dir / "logs" / "build.log"
         try:
             for support in self.pattern.support.values():
                 if support.build is not None:
                     build(support.build, self.pattern.root, log)
+            if self.params["engine"] == "loadgen":
+                build(LOADGEN_BUILD, self.pattern.root, log)
         except _ImplFailed as e:
-            return dict.fromkeys(self.names, _ImplFailed(f"support {e}", e.stderr_tail))
+            failure = _ImplFailed(f"harness build: {e}", e.stderr_tail)
+            self.failures.update(dict.fromkeys(self.names, failure))
+            return
         for name in self.names:
             step = self.pattern.implementations[name].build
             if step is not None:
                 try:
                     build(step, self.pattern.root, log)
                 except _ImplFailed as e:
-                    failures[name] = e
-        return failures
+                    self.failures[name] = e
+
+    def _knee(self, points: list[LoadPoint]) -> float | None:
+        if self.slo is None or len(points) < 2:
+            return None
+        found = slo_.knee([slo_point(p, self.slo) for p in points], self.slo)
+        return found.rate if found is not None else None
 
     def execute(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        results: list[ImplementationResult] = []
+        problems: dict[str, list[str]] = {}
+        points: dict[str, list[LoadPoint]] = {}
+        searches: dict[str, SloSearch | None] = {}
         with self.supervisor.running():
             for name in self.names:
                 self.progress.phase(name, "building")
-            failures = self._build_all()
+            self._build_all()
             for name in self.names:
-                impl = self.pattern.implementations[name]
-                if name in failures:
-                    failure = failures[name]
-                    results.append(_failed(name, impl, str(failure), failure.stderr_tail))
-                else:
-                    results.append(self._one(name))
-                self.progress.phase(name, results[-1].status)
+                if name not in self.failures:
+                    try:
+                        problems[name] = self._verify(name, self.pattern.implementations[name])
+                    except _ImplFailed as e:
+                        self.failures[name] = e
+            passed = [n for n in self.names if n not in self.failures and not problems.get(n)]
+            if self.find_max:
+                for name in passed:
+                    points[name], searches[name] = self._search(name)
+            else:
+                points = self._sweep(passed)
+        results = [self._result(n, problems, points, searches) for n in self.names]
+        for impl in results:
+            self.progress.phase(impl.name, impl.status)
         result = RunResult(
             run_id=self.run_id,
             created_at=datetime.now(UTC),
             scenario=Scenario(
                 pattern=self.pattern.pattern,
                 profile=self.options.profile,
-                engine="locust",
-                load_model="closed-loop",
+                engine="loadgen" if self.params["engine"] == "loadgen" else "locust",
+                load_model="open-loop" if self.open_loop else "closed-loop",
+                arrival="poisson"
+                if self.params["arrival"] == "poisson"
+                else "constant"
+                if self.open_loop
+                else None,
+                rates=[r for r in self.rates if r is not None],
+                trials=self.trials,
+                slo=self.slo.describe() if self.slo else None,
                 locustfile=self.pattern.scenario.locustfile,
                 params=self.params,
             ),
@@ -352,18 +420,38 @@ class PatternRun:
         save_run(result, self.run_dir)
         return result
 
-
-def _failed(
-    name: str, impl: Implementation, error: str, stderr_tail: str | None
-) -> ImplementationResult:
-    return ImplementationResult(
-        name=name, language=impl.language, status="failed", error=error, stderr_tail=stderr_tail
-    )
-
-
-def _target_rps(params: Mapping[str, ParamValue]) -> float | None:
-    """Offered load when the scenario paces its users (`user_rate` requests/s each)."""
-    rate = params.get("user_rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
-        return float(params["users"]) * float(rate)
-    return None
+    def _result(
+        self,
+        name: str,
+        problems: dict[str, list[str]],
+        points: dict[str, list[LoadPoint]],
+        searches: dict[str, SloSearch | None],
+    ) -> ImplementationResult:
+        impl = self.pattern.implementations[name]
+        measured = points.get(name, [])
+        if name in self.failures:
+            e = self.failures[name]
+            return ImplementationResult(
+                name=name,
+                language=impl.language,
+                status="failed",
+                error=str(e),
+                stderr_tail=e.stderr_tail,
+                points=measured,
+            )
+        if problems.get(name):
+            return ImplementationResult(
+                name=name,
+                language=impl.language,
+                status="verify_failed",
+                error=f"{len(problems[name])} test vector(s) answered wrongly",
+                verify_problems=problems[name],
+            )
+        return ImplementationResult(
+            name=name,
+            language=impl.language,
+            status="ok",
+            points=measured,
+            knee_rps=self._knee(measured),
+            search=searches.get(name),
+        )

@@ -1,12 +1,13 @@
-"""Fan-out catalog load: each user asks for random catalog items at a paced rate.
+"""Fan-out catalog load: requests for random catalog items.
 
 Runs on its own with Locust's web UI:
 
     locust -f scenarios/locust/fanout.py --host http://127.0.0.1:8082
 
-and headless under the harness (`patternbench run fanout`), which records every request's
-latency into an HDR histogram through `bench.recording`. Users are closed-loop: a user sends its
-next request only after the previous answer, at most `--user-rate` requests per second.
+and headless under the harness (`patternbench run fanout --engine locust`), which records every
+request's latency into HDR histograms through `bench.recording`, either closed-loop
+(`CatalogUser`: a user sends its next request after the previous answer, at most `--user-rate`
+per second) or open-loop (`OpenLoopCatalog`: requests at a target rate whatever the answers).
 
 A degraded answer (`"degraded": true`, some backends missing) is a success: it is what the
 pattern promises under a slow tail. Any status other than 200 is a failure.
@@ -30,7 +31,7 @@ def _add_arguments(parser: Any, **_: Any) -> None:
         "--user-rate",
         type=float,
         default=25.0,
-        help="requests per second per user; 0 sends as fast as answers come",
+        help="closed-loop: requests per second per user; 0 sends as fast as answers come",
     )
     parser.add_argument("--items", type=int, default=1000, help="distinct catalog items")
 
@@ -38,8 +39,18 @@ def _add_arguments(parser: Any, **_: Any) -> None:
 events.init_command_line_parser.add_listener(_add_arguments)  # type: ignore[no-untyped-call]
 
 
+def send_catalog(user: Any, context: dict[str, Any]) -> None:
+    """One catalog request for a random item."""
+    item = random.randrange(int(user.environment.parsed_options.items))
+    with user.client.get(
+        f"/catalog/sku-{item}", name="/catalog/[item]", catch_response=True, context=context
+    ) as response:
+        if response.status_code != 200:
+            response.failure(f"{response.status_code} {(response.text or '')[:80]}")
+
+
 class CatalogUser(FastHttpUser):
-    """A client browsing the catalog."""
+    """A client browsing the catalog, closed-loop."""
 
     def wait_time(self) -> float:
         rate = float(self.environment.parsed_options.user_rate)
@@ -47,9 +58,7 @@ class CatalogUser(FastHttpUser):
 
     @task
     def catalog(self) -> None:
-        item = random.randrange(int(self.environment.parsed_options.items))
-        with self.client.get(
-            f"/catalog/sku-{item}", name="/catalog/[item]", catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code} {(response.text or '')[:80]}")
+        send_catalog(self, {})
+
+
+OpenLoopCatalog = recording.open_loop_user(FastHttpUser, send_catalog, name="OpenLoopCatalog")

@@ -387,7 +387,7 @@ func TestMetricsFollowTheContract(t *testing.T) {
 			les = append(les, rest[:strings.IndexByte(rest, '"')])
 		}
 	}
-	want := []string{"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"}
+	want := []string{"0.0005", "0.001", "0.002", "0.003", "0.005", "0.0075", "0.01", "0.015", "0.02", "0.03", "0.05", "0.075", "0.1", "0.125", "0.15", "0.2", "0.25", "0.5", "1", "2.5", "+Inf"}
 	if !reflect.DeepEqual(les, want) {
 		t.Errorf("buckets %v, want %v", les, want)
 	}

@@ -12,7 +12,7 @@ import (
 // DurationBuckets are the contract's bucket bounds of
 // fanout_request_duration_seconds, shared with the Python implementation so
 // that the two histograms can be compared bucket by bucket.
-var DurationBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+var DurationBuckets = []float64{0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2.5}
 
 // knownCodes are the statuses the service can answer; their counters exist
 // (at 0) from the start so that a scrape sees the same series every time.

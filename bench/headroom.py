@@ -1,0 +1,44 @@
+"""Was the load generator the limit? The one place that decides whether a trial is valid.
+
+A number is the system's only if the generator delivered the load it was asked for. A trial is
+invalid — kept in the result, shown in the report, refused by every comparison — when:
+
+- the generator's CPU reached SATURATED_SHARE of the cores it was given;
+- open-loop, it sent less than MIN_ACHIEVED_SHARE of the target rate, or requests left more
+  than MAX_SLIP_P99_MS late at the 99th percentile — unless its concurrency cap was reached,
+  which means the *system* stopped answering (then the corrected latency shows it, as it must);
+- nothing was measured.
+"""
+
+from __future__ import annotations
+
+from bench.results import LoadStats
+
+SATURATED_SHARE = 0.90
+MIN_ACHIEVED_SHARE = 0.95
+MAX_SLIP_P99_MS = 5.0
+
+
+def invalid_reasons(load: LoadStats) -> list[str]:
+    """Why the generator, not the system, limited this trial; empty when it did not."""
+    reasons: list[str] = []
+    if load.requests == 0:
+        reasons.append("no request was measured")
+    limit = 100.0 * load.generator_cpus * SATURATED_SHARE
+    if load.generator_cpu_percent >= limit:
+        reasons.append(
+            f"the load generator used {load.generator_cpu_percent:.0f}% CPU on "
+            f"{load.generator_cpus} core(s): saturated"
+        )
+    if load.load_model == "open-loop" and load.target_rps and not load.in_flight_cap_hit:
+        if load.achieved_rps < MIN_ACHIEVED_SHARE * load.target_rps:
+            reasons.append(
+                f"the load generator sent {load.achieved_rps:,.0f} of the "
+                f"{load.target_rps:,.0f} req/s asked for"
+            )
+        if load.slip_ms is not None and load.slip_ms.p99 > MAX_SLIP_P99_MS:
+            reasons.append(
+                f"requests left late: schedule slip p99 {load.slip_ms.p99:.1f} ms "
+                f"(limit {MAX_SLIP_P99_MS:g} ms)"
+            )
+    return reasons
