@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,11 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import report
+from bench import load_url, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.load import LoadError
 from bench.results import ResultFileError, RunResult, load_run, resolve_run
-from bench.runner import PatternRun, RunOptions
+from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -170,6 +174,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    root = _root()
+    if args.engine == "loadgen":
+        subprocess.run(LOADGEN_BUILD.command, cwd=root / LOADGEN_BUILD.dir, check=True)
+    workdir = Path(tempfile.mkdtemp(prefix="patternbench-load-"))
+    load = load_url.run(
+        load_url.LoadRequest(
+            url=args.url,
+            engine=args.engine,
+            rate=None if args.closed_loop else args.rate,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            arrival=args.arrival,
+            users=args.users,
+            cpus=parse_cpu_list(args.cpus) if args.cpus else load_url.default_cpus(),
+            workdir=workdir,
+            root=root,
+            max_in_flight=args.max_in_flight,
+        )
+    )
+    data = load_url.summary(args.url, load)
+    print(load_url.text(data))
+    if args.json:
+        load_url.write_summary(Path(args.json), data)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return EXIT_OK if data["valid"] else EXIT_FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="patternbench",
@@ -199,6 +231,24 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus-loadgen", help="CPU list for the load generator, e.g. 0")
     run.set_defaults(func=cmd_run)
 
+    load = sub.add_parser(
+        "load",
+        help="load any HTTP URL open-loop (or closed-loop) and print HDR percentiles",
+        description="Exit status: 0 when the load generator kept up, 1 when it was the limit.",
+    )
+    load.add_argument("url", help="http://host:port/path to GET")
+    load.add_argument("--rate", type=float, default=1000.0, help="open-loop req/s (default 1000)")
+    load.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    load.add_argument("--warmup", type=float, default=2.0, help="seconds not measured first")
+    load.add_argument("--engine", choices=("loadgen", "locust"), default="loadgen")
+    load.add_argument("--arrival", choices=("constant", "poisson"), default="constant")
+    load.add_argument("--closed-loop", action="store_true", help="Locust users instead of a rate")
+    load.add_argument("--users", type=int, default=10, help="closed-loop users (default 10)")
+    load.add_argument("--max-in-flight", type=int, default=1000, help="open-loop concurrency cap")
+    load.add_argument("--cpus", help="CPU list for the generator (default: lower half)")
+    load.add_argument("--json", metavar="FILE", help="write the summary as JSON")
+    load.set_defaults(func=cmd_load)
+
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
     rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
@@ -210,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except (CatalogError, CpuSetError, ResultFileError, LookupError) as e:
+    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError) as e:
         print(f"patternbench: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -16,12 +16,23 @@ args = ["--listen", "127.0.0.1:{port}", "--k", "{k}", "--backends", "{sim_urls}"
 [scenario]
 locustfile = "scenarios/locust/demo.py"
 args = ["--rate", "{k}"]
+closed_loop_user = "DemoUser"
+open_loop_user = "OpenLoopDemo"
+loadgen_path = "/demo/{{rand:{k}}}"
 
 [params]
 k = 4
 ratio = 0.5
 name = "x"
 flag = false
+engine = "loadgen"
+load_model = "open-loop"
+rate = 100.0
+rates = ""
+arrival = "constant"
+trials = 3
+slo = "p99<=50ms,errors<=0.1%"
+find_max = false
 users = 2
 spawn_rate = 2.0
 warmup_s = 1.0
@@ -81,7 +92,9 @@ def test_profiles_and_overrides_are_typed_like_defaults(tmp_path: Path) -> None:
 
 def test_unknown_param_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
     pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
-    with pytest.raises(CatalogError, match=r"--param nope: demo has no such parameter \(duration"):
+    with pytest.raises(
+        CatalogError, match=r"--param nope: demo has no such parameter \(arrival, duration_s"
+    ):
         pattern.resolve_params("default", {"nope": "1"})
     with pytest.raises(CatalogError, match=r"--param k=four: expected int like 4"):
         pattern.resolve_params("default", {"k": "four"})
@@ -126,6 +139,8 @@ def test_unknown_placeholder_names_command_and_index(tmp_path: Path) -> None:
 def test_missing_load_params(tmp_path: Path) -> None:
     message = error_of(tmp_path, MINIMAL.replace("users = 2\n", ""))
     assert message == "systems/demo/system.toml: params: missing users"
+    message = error_of(tmp_path / "x", MINIMAL.replace('engine = "loadgen"\n', ""))
+    assert message == "systems/demo/system.toml: params: missing engine"
 
 
 def test_pattern_name_must_match_folder(tmp_path: Path) -> None:
@@ -136,3 +151,29 @@ def test_pattern_name_must_match_folder(tmp_path: Path) -> None:
 def test_profile_may_only_set_declared_params(tmp_path: Path) -> None:
     message = error_of(tmp_path, MINIMAL.replace("duration_s = 1.0\n", "durration_s = 1.0\n"))
     assert message == "systems/demo/system.toml: profiles.quick.durration_s: not a declared param"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"engine": "wrk"}, "--param engine=wrk: expected one of locust, loadgen"),
+        ({"arrival": "bursty"}, "--param arrival=bursty: expected one of constant, poisson"),
+        ({"trials": "0"}, "--param trials=0: must be a positive number"),
+        ({"rate": "-5"}, "--param rate=-5.0: must be a positive number"),
+        ({"rates": "100,fast"}, "--param rates=100,fast: expected rates like 500,1000,2000"),
+        ({"load_model": "closed-loop"}, "--param engine=loadgen: loadgen is open-loop only"),
+        ({"engine": "locust", "load_model": "closed-loop", "rates": "1,2"}, "need open-loop load"),
+    ],
+)
+def test_load_params_are_checked(tmp_path: Path, override: dict[str, str], message: str) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    with pytest.raises(CatalogError) as err:
+        pattern.resolve_params("default", override)
+    assert message in str(err.value)
+
+
+def test_a_bad_load_param_in_a_profile_names_the_profile(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace("duration_s = 1.0\n", "trials = 0\n"))
+    assert (
+        message == "systems/demo/system.toml: profiles.quick: trials=0: must be a positive number"
+    )

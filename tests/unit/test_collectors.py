@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from bench.collectors import metric_deltas, parse_metrics
+import math
+
+from bench.collectors import histogram_quantile_bounds, metric_deltas, parse_metrics
 
 BEFORE = """# TYPE fanout_requests_total counter
 fanout_requests_total{code="200"} 10
@@ -42,3 +44,12 @@ def test_counters_and_histograms_become_differences_and_gauges_stay() -> None:
 def test_runtime_metrics_of_client_libraries_are_left_out() -> None:
     values, _ = parse_metrics(AFTER)
     assert not any(key.startswith("go_") for key in values)
+
+
+def test_quantile_bounds_are_the_bucket_the_quantile_lies_in() -> None:
+    deltas = metric_deltas(BEFORE, AFTER)  # 82 of 104 requests within 10 ms
+    name = "fanout_request_duration_seconds"
+    assert histogram_quantile_bounds(deltas, name, 0.5) == (0.0, 0.01)
+    assert histogram_quantile_bounds(deltas, name, 0.99) == (0.01, math.inf)
+    assert histogram_quantile_bounds(deltas, "absent_seconds", 0.5) is None
+    assert histogram_quantile_bounds({f'{name}_bucket{{le="+Inf"}}': 0.0}, name, 0.5) is None

@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.recording import _error_kind, _Recorder
+import pytest
+
+from bench.recording import INTENDED, _error_kind, _Recorder, arrivals
 from bench.stats import decode
 
 
@@ -56,3 +58,35 @@ def test_requests_started_during_warmup_are_not_recorded(tmp_path: Path) -> None
 def test_error_kind_reads_a_status_or_falls_back_to_the_type() -> None:
     assert _error_kind(Exception("HTTP 500: x")) == "HTTP 500"
     assert _error_kind(TimeoutError("timed out")) == "TimeoutError"
+
+
+def test_open_loop_latency_counts_from_the_intended_send_time(tmp_path: Path) -> None:
+    clock = FakeClock()
+    recorder = _Recorder(tmp_path / "rec.json", warmup_s=0.0, duration_s=10.0, clock=clock)
+    recorder.on_test_start()  # window 1000..1010
+    # Intended at 1001.0, actually sent 150 ms late at 1001.15, answered 50 ms later.
+    clock.now = 1001.2
+    recorder.on_request(response_time=50.0, context={INTENDED: 1001.0})
+    # Intended before the window: not recorded, though sent inside it.
+    recorder.on_request(response_time=10.0, context={INTENDED: 999.9})
+    recorder.on_test_stop()
+    data = json.loads((tmp_path / "rec.json").read_text())
+    assert data["requests"] == 1
+    assert data["sent_in_window"] == 2
+    assert abs(decode(data["histogram"]).get_max_value() - 200_000) <= 200  # corrected: 200 ms
+    assert abs(decode(data["uncorrected_histogram"]).get_max_value() - 50_000) <= 50
+    assert abs(decode(data["slip_histogram"]).get_max_value() - 150_000) <= 150
+
+
+def test_constant_and_poisson_arrivals() -> None:
+    constant = arrivals(100.0, "constant", seed=1, start=10.0)
+    assert [round(constant(), 6) for _ in range(3)] == [10.0, 10.01, 10.02]
+    first = arrivals(1000.0, "poisson", seed=7, start=0.0)
+    times = [first() for _ in range(20_001)]
+    assert times[-1] / 20_000 == pytest.approx(1 / 1000.0, rel=0.05)  # mean gap 1 ms
+    again = arrivals(1000.0, "poisson", seed=7, start=0.0)
+    assert [again() for _ in range(5)] == times[:5]
+    with pytest.raises(ValueError, match="constant or poisson"):
+        arrivals(1.0, "bursty", seed=1, start=0.0)
+    with pytest.raises(ValueError, match="positive"):
+        arrivals(0.0, "constant", seed=1, start=0.0)

@@ -8,38 +8,53 @@ from tests.unit.conftest import make_run, measured
 
 
 def test_failed_implementation_is_reported_with_its_reason(sample_run: RunResult) -> None:
-    text = render_markdown(sample_run, None)
-    assert "**python-asyncio was not measured** (failed): exited with status 1" in text
+    text = render_markdown(sample_run, None, [])
+    assert "**python-asyncio was not measured in full** (failed): exited with status 1" in text
     assert "| python-asyncio | **failed** |" in text
     assert "boom" in text
 
 
-def test_results_table_row_carries_the_measured_percentiles(sample_run: RunResult) -> None:
-    go = sample_run.implementation("go")
-    assert go.load is not None
-    row = next(line for line in render_markdown(sample_run, None).splitlines()
+def test_results_row_carries_median_and_interval(sample_run: RunResult) -> None:
+    p99 = sample_run.implementation("go").points[0].summary["p99"]
+    row = next(line for line in render_markdown(sample_run, None, []).splitlines()
                if line.startswith("| go |"))  # fmt: skip
-    assert f"| {go.load.latency_ms.p99:.2f} |" in row
+    assert f"| {p99.median:.2f} ({p99.low:.2f} to {p99.high:.2f}) |" in row
+    assert "| 1.00 to 2.00 |" in row  # the bucket the server's p99 lies in
 
 
-def test_a_saturated_generator_is_called_out() -> None:
+def test_a_generator_limited_point_is_called_out_and_marked_invalid() -> None:
     run = make_run(measured("go", [1000] * 100, generator_cpu=97.0))
-    text = render_markdown(run, None)
-    assert "the load generator was the limit" in text
-    assert "97 ⚠" in text
+    text = render_markdown(run, None, [])
+    assert "go at 100 req/s: 3 of 3 trials were limited by the load generator" in text
+    assert "not the system's figure" in text
+    row = next(line for line in text.splitlines() if line.startswith("| go |"))
+    assert "| **no** |" in row
 
 
-def test_render_writes_markdown_html_and_plot(tmp_path: Path, sample_run: RunResult) -> None:
-    md, html = render(sample_run, tmp_path)
-    assert (tmp_path / "latency_spectrum.png").stat().st_size > 1000
-    assert "![latency by percentile](latency_spectrum.png)" in md.read_text()
-    page = html.read_text()
-    assert '<img alt="latency by percentile" src="latency_spectrum.png"' in page
-    assert "<table>" in page
+def test_the_knee_is_stated() -> None:
+    run = make_run(
+        measured("go", [1000] * 100, rates=(100.0, 200.0), knee=200.0), slo="p99 ≤ 50 ms"
+    )
+    assert "**go meets p99 ≤ 50 ms up to 200 req/s**" in render_markdown(run, None, [])
+
+
+def test_a_large_client_server_gap_is_explained() -> None:
+    run = make_run(measured("go", [40_000] * 100))  # client p99 40 ms, server p99 ≤ 2 ms
+    text = render_markdown(run, None, [])
+    assert "client p99 40.41 ms vs server p99 at most 2.00 ms" in text
+
+
+def test_render_writes_markdown_html_curves_and_spectra(tmp_path: Path) -> None:
+    run = make_run(measured("go", [1000 + i for i in range(500)], rates=(100.0, 200.0), knee=200.0))
+    md, html = render(run, tmp_path)
+    for png in ("throughput_latency.png", "latency_spectrum_100.png", "latency_spectrum_200.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+        assert f"]({png})" in md.read_text()
+        assert f'src="{png}"' in html.read_text()
+    assert "<table>" in html.read_text()
 
 
 def test_no_plot_when_nothing_was_measured(tmp_path: Path) -> None:
-    run = make_run()
-    md, _ = render(run, tmp_path)
-    assert not (tmp_path / "latency_spectrum.png").exists()
-    assert "latency_spectrum.png" not in md.read_text()
+    md, _ = render(make_run(), tmp_path)
+    assert list(tmp_path.glob("*.png")) == []
+    assert ".png" not in md.read_text()

@@ -19,7 +19,7 @@ from bench.results import (
 def test_round_trip(tmp_path: Path, sample_run: RunResult) -> None:
     path = save_run(sample_run, tmp_path / "r1")
     assert load_run(path) == sample_run
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert json.loads(path.read_text())["schema_version"] == 2
 
 
 def test_atomic_write_leaves_no_temp_file_behind(tmp_path: Path) -> None:
@@ -42,6 +42,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         ("not json", "not JSON"),
         ("[1, 2]", "not a patternbench result"),
         ('{"schema_version": 99}', "schema_version: 99 is not supported"),
+        ('{"schema_version": 1}', "schema_version: 1 is not supported (this patternbench reads 2)"),
         ('{"run_id": "x"}', "schema_version: None is not supported"),
     ],
 )
@@ -57,10 +58,11 @@ def test_corrupt_or_foreign_files_get_one_line(tmp_path: Path, content: str, exp
 
 def test_a_missing_field_is_named(tmp_path: Path, sample_run: RunResult) -> None:
     raw = json.loads(sample_run.model_dump_json())
-    del raw["implementations"][0]["load"]["latency_ms"]["p99"]
+    del raw["implementations"][0]["points"][0]["trials"][1]["load"]["latency_ms"]["p99"]
     path = tmp_path / "run.json"
     path.write_text(json.dumps(raw))
-    with pytest.raises(ResultFileError, match=r"implementations\.0\.load\.latency_ms\.p99: Field"):
+    field = r"implementations\.0\.points\.0\.trials\.1\.load\.latency_ms\.p99: Field required"
+    with pytest.raises(ResultFileError, match=field):
         load_run(path)
 
 
@@ -73,10 +75,14 @@ def test_resolve_run_by_id_folder_or_file(tmp_path: Path, sample_run: RunResult)
         resolve_run("nope", tmp_path)
 
 
-def test_dataframe_has_a_row_per_implementation(tmp_path: Path, sample_run: RunResult) -> None:
+def test_dataframe_has_a_row_per_implementation_and_point(
+    tmp_path: Path, sample_run: RunResult
+) -> None:
     save_run(sample_run, tmp_path / "r1")
     frame = runs_dataframe(tmp_path)
     assert list(frame["implementation"]) == ["go", "python-asyncio"]
     go = frame[frame["implementation"] == "go"].iloc[0]
-    assert go["p50_ms"] == pytest.approx(1.5, rel=0.01)
+    assert go["p50_ms"] == pytest.approx(1.515, rel=0.01)  # median of the three trials
+    assert go["throughput_rps"] == pytest.approx(100.0)
+    assert go["trials"] == 3
     assert frame[frame["implementation"] == "python-asyncio"].iloc[0]["status"] == "failed"

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from bench.headroom import invalid_reasons
+from tests.unit.conftest import make_load
+
+FAST = [500] * 100
+
+
+def test_a_generator_that_kept_up_is_valid() -> None:
+    assert invalid_reasons(make_load(FAST)) == []
+
+
+def test_a_saturated_generator_invalidates_the_trial() -> None:
+    (reason,) = invalid_reasons(make_load(FAST, generator_cpu=95.0))
+    assert reason == "the load generator used 95% CPU on 1 core(s): saturated"
+
+
+def test_falling_short_of_the_target_rate_invalidates() -> None:
+    (reason,) = invalid_reasons(make_load(FAST, target=1000.0, achieved=900.0))
+    assert reason == "the load generator sent 900 of the 1,000 req/s asked for"
+
+
+def test_late_requests_invalidate() -> None:
+    (reason,) = invalid_reasons(make_load(FAST, slip_us=8000))
+    assert reason.startswith("requests left late: schedule slip p99 8.0 ms")
+
+
+def test_reaching_the_concurrency_cap_is_the_systems_doing_not_the_generators() -> None:
+    load = make_load(FAST, target=1000.0, achieved=600.0, slip_us=50_000)
+    capped = load.model_copy(update={"in_flight_cap_hit": True})
+    assert invalid_reasons(load) != []
+    assert invalid_reasons(capped) == []
+
+
+def test_closed_loop_is_judged_on_cpu_only() -> None:
+    load = make_load(FAST, target=None, achieved=10.0, model="closed-loop")
+    assert invalid_reasons(load) == []
+
+
+def test_nothing_measured_is_invalid() -> None:
+    assert "no request was measured" in invalid_reasons(make_load([]))
