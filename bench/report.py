@@ -96,6 +96,13 @@ def _verdicts(run: RunResult) -> list[str]:
                     f"trials were limited by the load generator ({reasons}) — {verdict}."
                 )
             lines += _gap(impl, point)
+            silent = [t for t in point.trials if t.server_metrics_error]
+            if silent:
+                why = silent[0].server_metrics_error
+                lines.append(
+                    f"- {impl.name} at {_rate(point)} req/s: no server-side metrics in "
+                    f"{len(silent)} of {len(point.trials)} trials ({why}) — a sign of overload."
+                )
         lines += _slo_verdict(run, impl)
     if run.environment.cpusets.shared:
         lines.append("- The system and the load generator shared CPUs: figures include contention.")
@@ -106,7 +113,7 @@ def _server(summary: dict[str, Estimate], key: str) -> str:
     low, high = summary.get(f"server_{key}_low"), summary.get(f"server_{key}_high")
     if low is None or high is None:
         return "—"
-    return f"{_num(low.median)}–{_num(high.median)}"  # noqa: RUF001  (a range)
+    return f"{_num(low.median)} to {_num(high.median)}"
 
 
 def _gap(impl: ImplementationResult, point: LoadPoint) -> list[str]:
@@ -158,7 +165,7 @@ def _results_table(run: RunResult) -> list[str]:
             if open_loop:
                 row += [_est(s, "u_p99"), _est(s, "slip_p99")]
             row += [
-                _est(s, "server_p99"),
+                _server(s, "p99"),
                 errors,
                 _est(s, "cpu_percent"),
                 f"{rss:.1f}",

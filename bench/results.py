@@ -129,6 +129,9 @@ class Trial(_Model):
     load: LoadStats
     process: ProcessStats
     server_metrics: dict[str, float]
+    server_metrics_error: str | None = Field(
+        default=None, description="why there are no server-side metrics (an overloaded system)"
+    )
     server_latency_ms: dict[str, float] = Field(
         description="p50_low/p50_high, p99_low/p99_high: the bucket bounds (ms) of the system's "
         "own latency histogram that each quantile lies in"

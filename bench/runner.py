@@ -280,6 +280,7 @@ class PatternRun:
             load=load,
             process=window.process,
             server_metrics=window.metrics,
+            server_metrics_error=window.metrics_error,
             server_latency_ms=self._server_latency(window.metrics),
             valid=not reasons,
             invalid_reasons=reasons,

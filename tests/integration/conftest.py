@@ -18,8 +18,9 @@ from bench.runner import RunOptions
 REPO = Path(__file__).resolve().parents[2]
 FANOUT = REPO / "systems" / "fanout"
 
-#: Short enough for CI, long enough for a few hundred requests per implementation.
-SHORT = {"duration_s": "3", "warmup_s": "1", "users": "4", "user_rate": "25"}
+#: Short enough for CI, long enough for a few hundred requests per implementation and trial.
+SHORT = {"duration_s": "2", "warmup_s": "1", "rate": "150", "rates": "", "trials": "2",
+         "users": "4", "user_rate": "25"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -103,8 +103,8 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_half_written_file(
     harness = psutil.Process(proc.pid)
     started: set[psutil.Process] = set()
     deadline = time.monotonic() + 40
-    # Wait until the load generator runs: system, simulator and Locust are all up.
-    while not any("locust" in _cmdline(p) for p in started):
+    # Wait until the load generator runs: system, simulator and loadgen are all up.
+    while not any("bin/loadgen" in _cmdline(p) for p in started):
         assert time.monotonic() < deadline, "the run never reached the load phase"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)

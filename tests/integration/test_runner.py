@@ -26,35 +26,87 @@ def run(pattern: Pattern, options: RunOptions) -> PatternRun:
     return runner
 
 
-def test_both_implementations_verified_measured_stored_and_reported(
+def test_both_implementations_verified_measured_in_interleaved_trials_stored_and_reported(
     fanout_variant: PatternFactory, options: Options
 ) -> None:
     runner = run(fanout_variant(), options())
     result = load_run(runner.run_dir / "run.json")
     assert [i.name for i in result.implementations] == ["python-asyncio", "go"]
+    assert result.scenario.engine == "loadgen"
+    assert result.scenario.load_model == "open-loop"
     for impl in result.implementations:
         assert impl.status == "ok", (impl.name, impl.error, impl.stderr_tail)
-        assert impl.load is not None
-        assert impl.process is not None
-        assert impl.load.requests > 100
-        assert impl.load.errors == 0
-        assert decode(impl.load.histogram).get_total_count() == impl.load.requests
-        assert 0 < impl.load.latency_ms.p50 <= impl.load.latency_ms.p99 <= impl.load.latency_ms.max
-        assert impl.process.peak_rss_bytes > 1_000_000
-        # Server-side metrics cover the same window as the client's latencies (up to its edges).
-        served = impl.server_metrics['fanout_requests_total{code="200"}']
-        assert abs(served - impl.load.requests) <= max(10, 0.05 * impl.load.requests)
-        assert impl.load.duration_s == pytest.approx(3.0, abs=0.01)
-        assert impl.server_metrics['fanout_backend_calls_total{backend="pricing",outcome="ok"}'] > 0
+        (point,) = impl.points
+        assert point.target_rps == 150.0
+        assert [t.index for t in point.trials] == [0, 1]
+        for trial in point.trials:
+            load = trial.load
+            assert trial.valid, trial.invalid_reasons
+            assert load.requests == pytest.approx(300, abs=3)  # 150 req/s for 2 s
+            assert load.achieved_rps == pytest.approx(150, rel=0.03)
+            assert load.errors == 0
+            assert decode(load.histogram).get_total_count() == load.requests
+            assert load.uncorrected_ms is not None
+            assert load.slip_ms is not None
+            assert load.uncorrected_ms.p50 <= load.latency_ms.p50
+            assert trial.process.peak_rss_bytes > 1_000_000
+            # Server-side metrics cover the same window as the client's latencies.
+            served = trial.server_metrics['fanout_requests_total{code="200"}']
+            assert abs(served - load.requests) <= max(10, 0.05 * load.requests)
+            assert trial.server_latency_ms["p50_low"] < trial.server_latency_ms["p50_high"]
+        assert 0 < point.summary["p50"].low <= point.summary["p50"].median
+        assert point.summary["p50"].median <= point.summary["p50"].high
+        assert point.summary["throughput_rps"].n == 2
+    # Trials ran interleaved: python, go, python, go (each trial a fresh process).
+    logs = sorted((runner.run_dir / "logs").glob("*/rate-150-trial-*/loadgen.json"))
+    order = sorted(logs, key=lambda p: p.stat().st_mtime)
+    assert [p.parent.parent.name for p in order] == ["python-asyncio", "go"] * 2
     env = result.environment
     assert env.git_sha
     assert env.go
     assert env.libraries["locust"]
     assert not set(env.cpusets.system) & set(env.cpusets.loadgen) or env.cpusets.shared
     md, html = render(result, runner.run_dir)
-    assert "| python-asyncio | ok |" in md.read_text()
-    assert (runner.run_dir / "latency_spectrum.png").stat().st_size > 1000
-    assert "latency_spectrum.png" in html.read_text()
+    assert "| python-asyncio | 150 | yes |" in md.read_text()
+    assert (runner.run_dir / "latency_spectrum_150.png").stat().st_size > 1000
+    assert "latency_spectrum_150.png" in html.read_text()
+
+
+def test_locust_open_loop_and_closed_loop_engines(
+    fanout_variant: PatternFactory, options: Options
+) -> None:
+    open_loop = run(fanout_variant(), options(["go"], engine="locust", trials="1"))
+    (point,) = load_run(open_loop.run_dir / "run.json").implementation("go").points
+    load = point.trials[0].load
+    assert (load.engine, load.load_model, load.target_rps) == ("locust", "open-loop", 150.0)
+    assert load.achieved_rps == pytest.approx(150, rel=0.05)
+    assert load.uncorrected_ms is not None
+    closed = run(
+        fanout_variant(),
+        options(["go"], engine="locust", load_model="closed-loop", trials="1"),
+    )
+    result = load_run(closed.run_dir / "run.json")
+    assert result.scenario.rates == []
+    (point,) = result.implementation("go").points
+    load = point.trials[0].load
+    assert (load.load_model, load.target_rps, load.uncorrected_ms) == ("closed-loop", 100.0, None)
+    assert load.requests > 100
+
+
+def test_a_sweep_marks_the_knee_against_the_slo(
+    fanout_variant: PatternFactory, options: Options
+) -> None:
+    # A constant 2 ms backend and an SLO whose p99 bound only the lower rate meets: the
+    # higher rate fills the single Python process well past its capacity.
+    runner = run(
+        fanout_variant(),
+        options(["python-asyncio"], rates="100,6000", trials="1", backend_dist="constant",
+                backend_median_ms="2", backend_tail_p="0", slo="p99<=40ms,errors<=1%"),
+    )  # fmt: skip
+    impl = load_run(runner.run_dir / "run.json").implementation("python-asyncio")
+    assert [p.target_rps for p in impl.points] == [100.0, 6000.0]
+    assert impl.knee_rps == 100.0
+    assert impl.points[1].summary["p99"].median > 40.0
 
 
 def test_wrong_answers_fail_verification_and_are_not_timed(
@@ -68,7 +120,7 @@ def test_wrong_answers_fail_verification_and_are_not_timed(
     runner = run(fanout_variant(vectors=corrupt), options(["go"]))
     go = load_run(runner.run_dir / "run.json").implementation("go")
     assert go.status == "verify_failed"
-    assert go.load is None
+    assert go.points == []
     assert go.verify_problems == [
         "catalog sku-42: body.parts.pricing.value: expected 77937, got 77936"
     ]
