@@ -12,14 +12,15 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 GO ?= go
-GO_BINARIES := go/bin/fanout go/bin/latencysim
+GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
 
-.PHONY: help setup bench test pytest gotest lint typecheck report clean
+.PHONY: help setup bench bench-engines test pytest gotest lint typecheck report clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
 	@echo "make test       lint, type-check and run the Python and Go tests"
+	@echo "make bench-engines  the load engines' headroom (loadgen vs wrk, Locust recording cost)"
 	@echo "make lint       ruff check + format check, gofmt, go vet"
 	@echo "make typecheck  mypy --strict"
 	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
@@ -39,6 +40,11 @@ setup: $(STAMP) $(GO_BINARIES)
 
 bench: setup
 	$(BIN)/patternbench run --all --profile quick
+
+# The load engines' headroom: loadgen vs wrk on a Go hello server, Locust's recording overhead.
+bench-engines: setup
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/patternbench engines
 
 test: lint typecheck pytest gotest
 

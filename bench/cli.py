@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import load_url, report
+from bench import engine_check, load_url, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
 from bench.load import LoadError
@@ -202,6 +202,20 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK if data["valid"] else EXIT_FAILED
 
 
+def cmd_engines(args: argparse.Namespace) -> int:
+    root = _root()
+    subprocess.run(["go", "build", "-o", "bin/", "./cmd/loadgen", "./cmd/hello"], cwd=root / "go",
+                   check=True)  # fmt: skip
+    figures = engine_check.measure_engines(root, lambda line: print(f"  {line}", flush=True))
+    print(
+        f"loadgen / wrk: {figures.loadgen_max_rps:,.0f} / {figures.wrk_rps:,.0f} req/s = "
+        f"{figures.loadgen_ratio:.2f} (target >= 0.5)\n"
+        f"Locust recording overhead: {100 * figures.recording_overhead:.1f}% "
+        f"(median of {len(figures.locust_plain_rps)} alternations; target <= 10%)"
+    )
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="patternbench",
@@ -248,6 +262,10 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--cpus", help="CPU list for the generator (default: lower half)")
     load.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     load.set_defaults(func=cmd_load)
+
+    sub.add_parser(
+        "engines", help="measure the load engines' headroom against wrk and plain Locust"
+    ).set_defaults(func=cmd_engines)
 
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
