@@ -1,0 +1,68 @@
+// Package loadgen is patternbench's open-loop load generator. It sends
+// requests at a target arrival rate whatever the answers (as wrk2 does), so
+// that a stalled server shows as latency instead of silently lowering the
+// load: a closed-loop generator such as Locust waits for each answer before
+// the next request and so hides stalls (coordinated omission). Every latency
+// is measured twice, from the request's intended send time (corrected) and
+// from its actual send time (uncorrected), into HDR histograms.
+//
+// A single scheduler goroutine computes the intended times (constant: start +
+// i/rate; Poisson: cumulative exponential draws, seeded) and hands each due
+// request to a pool of workers bounded by --max-in-flight; when the pool is
+// full, further requests wait, and the wait counts in their slip and in their
+// corrected latency. HTTP goes through one keep-alive HTTP/1.1 transport with
+// as many connections as requests in flight; gRPC makes unary calls with a
+// pre-encoded request (see grpcTarget).
+//
+// # Result JSON
+//
+// --json FILE writes one object, atomically (temporary file and rename):
+//
+//	engine              "loadgen".
+//	load_model          "open-loop".
+//	arrival             "constant" or "poisson", as --arrival.
+//	url                 --url as given, {rand:N} placeholders included.
+//	rate.target         --rate, requests per second.
+//	rate.achieved       requests per second actually sent during the window:
+//	                    the measured requests whose actual send time fell
+//	                    before the window closed, divided by
+//	                    window.duration_s. Below target when the generator
+//	                    (or the in-flight cap) fell behind the schedule.
+//	window.start_unix   wall-clock start of the measured window (after the
+//	                    warm-up), seconds since the Unix epoch, fractional.
+//	window.duration_s   length of the measured window in seconds: --duration,
+//	                    or the part that elapsed before an interrupt.
+//	requests            requests whose intended send time fell in the window
+//	                    (those after an interrupt are never sent and not
+//	                    counted); every one was sent and completed or failed.
+//	errors              how many of those failed.
+//	error_kinds         failures by kind, each a count: "HTTP <status>" for a
+//	                    non-2xx answer, "timeout" (no complete answer within
+//	                    --timeout), "connection" (dial refused, reset, EOF,
+//	                    malformed answer), "grpc <Code>" for a non-OK gRPC
+//	                    status such as "grpc Unavailable". {} when none.
+//	histograms.corrected    latency from the intended send time to the end of
+//	                    the answer (or the error), microseconds.
+//	histograms.uncorrected  latency from the actual send time, microseconds:
+//	                    what a closed-loop generator would report.
+//	histograms.slip     actual minus intended send time, microseconds: how
+//	                    late the generator was (timer granularity, CPU
+//	                    starvation, waiting for the in-flight cap).
+//	                    Each histogram holds one value per measured request,
+//	                    failures included, as the base64 text of HdrHistogram's
+//	                    compressed V2 encoding (lowest 1, highest 3.6e9 =
+//	                    one hour, 3 significant digits), which Python's hdrh
+//	                    decodes with HdrHistogram.decode.
+//	generator.cpu_seconds   user + system CPU time of the whole loadgen
+//	                    process over the window (getrusage RUSAGE_SELF),
+//	                    seconds.
+//	generator.cpu_percent   cpu_seconds as a percentage of one core over the
+//	                    same wall-clock span; 100 is one core saturated, and
+//	                    it can exceed 100 when GOMAXPROCS > 1.
+//	generator.gomaxprocs    Go's GOMAXPROCS: the cores loadgen could use.
+//	generator.max_in_flight --max-in-flight.
+//	generator.in_flight_cap_hit true if a request ever had to wait because
+//	                    max_in_flight requests were outstanding: the target
+//	                    was then not offered the full open-loop load.
+//	interrupted         true if SIGINT or SIGTERM cut the run short.
+package loadgen
