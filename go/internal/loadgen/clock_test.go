@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -84,4 +85,41 @@ func (c *mockClock) Sleeps() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sleeps
+}
+
+// The real clock wakes at or after the intended time, on both its paths
+// (timerfd for 50 µs and more, a Go timer below), and a cancelled context
+// ends a long sleep at once.
+func TestRealClock(t *testing.T) {
+	c := newRealClock()
+	defer c.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer c.watch(ctx)()
+	var late []time.Duration
+	for _, d := range []time.Duration{20 * time.Microsecond, 300 * time.Microsecond, 2 * time.Millisecond} {
+		for range 5 {
+			target := c.Now() + d
+			if !c.SleepUntil(ctx.Done(), target) {
+				t.Fatal("interrupted")
+			}
+			over := c.Now() - target
+			if over < 0 {
+				t.Fatalf("woke %v early", -over)
+			}
+			late = append(late, over)
+		}
+	}
+	t.Logf("overshoots: %v (timerfd: %v)", late, c.precise != nil)
+
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	if c.SleepUntil(ctx.Done(), c.Now()+10*time.Second) {
+		t.Error("a cancelled sleep reported success")
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("the cancelled sleep lasted %v", waited)
+	}
 }

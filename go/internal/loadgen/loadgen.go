@@ -28,6 +28,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer tgt.close()
 	clock := newRealClock()
+	defer clock.close()
+	defer clock.watch(ctx)()
 	st, tot := newEngine(&cfg, clock, tgt, processCPU).run(ctx)
 	return newResult(&cfg, clock.origin.Add(cfg.Warmup), st, tot)
 }
