@@ -7,7 +7,7 @@ invalid — kept in the result, shown in the report, refused by every comparison
 - open-loop, it sent less than MIN_ACHIEVED_SHARE of the target rate, or requests left more
   than MAX_SLIP_P99_MS late at the 99th percentile — unless its concurrency cap was reached,
   which means the *system* stopped answering (then the corrected latency shows it, as it must);
-- nothing was measured.
+- nothing was measured (open-loop: the generator never reached the window in its schedule).
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ def invalid_reasons(load: LoadStats) -> list[str]:
     """Why the generator, not the system, limited this trial; empty when it did not."""
     reasons: list[str] = []
     if load.requests == 0:
-        reasons.append("no request was measured")
+        # Open-loop, every request of the window is recorded, answered or not: none means the
+        # generator never reached the window's part of its schedule.
+        reasons.append(
+            "the load generator fell behind its schedule: no request was sent for the window"
+            if load.load_model == "open-loop"
+            else "no request was measured"
+        )
     limit = 100.0 * load.generator_cpus * SATURATED_SHARE
     if load.generator_cpu_percent >= limit:
         reasons.append(

@@ -38,4 +38,8 @@ def test_closed_loop_is_judged_on_cpu_only() -> None:
 
 
 def test_nothing_measured_is_invalid() -> None:
-    assert "no request was measured" in invalid_reasons(make_load([]))
+    (reason,) = invalid_reasons(make_load([]))
+    assert reason.startswith("the load generator fell behind its schedule")
+    assert invalid_reasons(make_load([], model="closed-loop", target=None)) == [
+        "no request was measured"
+    ]
