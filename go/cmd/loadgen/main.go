@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/patternbench/patternbench/go/internal/loadgen"
@@ -45,6 +46,17 @@ func run(cfg loadgen.Config) (*loadgen.Result, error) {
 		<-ctx.Done()
 		stop()
 	}()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if !cfg.Quiet {
 		fmt.Printf("loadgen: %s at %g req/s (%s arrivals) for %v after %v warm-up\n",
 			cfg.URL, cfg.Rate, cfg.Arrival, cfg.Duration, cfg.Warmup)

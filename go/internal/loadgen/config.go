@@ -42,6 +42,7 @@ type Config struct {
 	Headers     []Header
 	JSONPath    string
 	Quiet       bool
+	CPUProfile  string // write a Go CPU profile of the run here
 
 	HTTPClient string // HTTPClientRaw or HTTPClientNet
 
@@ -94,6 +95,7 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&cfg.HTTPClient, "http-client", HTTPClientRaw, "HTTP client: raw (loadgen's own, one connection per worker) or net/http (Go's, slower; a cross-check)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the result JSON to this file")
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "print no summary")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for go tool pprof)")
 	fs.StringVar(&cfg.GRPCMethod, "grpc-method", "", "gRPC method to call, /package.Service/Method (grpc:// URLs)")
 	fs.StringVar(&grpcReq, "grpc-request-base64", "", "the encoded protobuf request message, base64 (default: empty message)")
 	fs.IntVar(&cfg.GRPCConns, "grpc-conns", 1, "gRPC connections, calls spread round-robin over them")

@@ -34,13 +34,20 @@
 //	                    or the part that elapsed before an interrupt.
 //	requests            requests whose intended send time fell in the window
 //	                    (those after an interrupt are never sent and not
-//	                    counted); every one was sent and completed or failed.
+//	                    counted); every one was sent and completed or failed,
+//	                    or was abandoned unsent (kind "unsent" below).
 //	errors              how many of those failed.
 //	error_kinds         failures by kind, each a count: "HTTP <status>" for a
 //	                    non-2xx answer, "timeout" (no complete answer within
 //	                    --timeout), "connection" (dial refused, reset, EOF,
 //	                    malformed answer), "grpc <Code>" for a non-OK gRPC
-//	                    status such as "grpc Unavailable". {} when none.
+//	                    status such as "grpc Unavailable", and "unsent": a
+//	                    scheduler still behind one second after the window
+//	                    gives up on its backlog, and records each request it
+//	                    never sent with its wait so far as corrected latency
+//	                    and slip (a lower bound; dropping them would hide the
+//	                    stall). Any "unsent" means the window was not fully
+//	                    offered. {} when no request failed.
 //	histograms.corrected    latency from the intended send time to the end of
 //	                    the answer (or the error), microseconds.
 //	histograms.uncorrected  latency from the actual send time, microseconds:
@@ -49,7 +56,8 @@
 //	                    late the generator was (timer granularity, CPU
 //	                    starvation, waiting for the in-flight cap).
 //	                    Each histogram holds one value per measured request,
-//	                    failures included, as the base64 text of HdrHistogram's
+//	                    failures included (unsent ones in corrected and slip
+//	                    only), as the base64 text of HdrHistogram's
 //	                    compressed V2 encoding (lowest 1, highest 3.6e9 =
 //	                    one hour, 3 significant digits), which Python's hdrh
 //	                    decodes with HdrHistogram.decode.

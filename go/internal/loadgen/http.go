@@ -18,6 +18,7 @@ import (
 const (
 	KindTimeout    = "timeout"    // no complete answer within --timeout
 	KindConnection = "connection" // dial refused or failed, reset, EOF, malformed answer
+	KindUnsent     = "unsent"     // never sent: the generator gave up on its backlog
 )
 
 // preRendered bounds the number of distinct request targets built at start:

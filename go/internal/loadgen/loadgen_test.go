@@ -429,3 +429,35 @@ func sameShape(t *testing.T, path string, got, want map[string]any) {
 		}
 	}
 }
+
+// A target that never answers, with two requests in flight at most: the
+// scheduler waits at the cap, and one second after the window it gives up on
+// the backlog. The abandoned requests are counted, as "unsent", with their
+// wait so far as corrected latency, and the run ends in bounded time.
+func TestGiveUpOnBacklog(t *testing.T) {
+	t.Parallel()
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	cfg := runConfig(t, hang.URL+"/", 100, 300*time.Millisecond, HTTPClientRaw)
+	cfg.MaxInFlight, cfg.Timeout = 2, 500*time.Millisecond
+	start := time.Now()
+	res := mustRun(t, cfg)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %v", took)
+	}
+	unsent, timeouts := res.ErrorKinds[KindUnsent], res.ErrorKinds[KindTimeout]
+	if res.Requests != 30 || res.Errors != 30 || unsent+timeouts != 30 || unsent < 15 || timeouts < 2 {
+		t.Errorf("%d requests, %d errors %v; want 30 = timeouts + unsent", res.Requests, res.Errors, res.ErrorKinds)
+	}
+	if !res.Generator.InFlightCapHit || res.corrected.TotalCount() != 30 || res.uncorrected.TotalCount() != timeouts {
+		t.Errorf("cap hit %v, %d corrected, %d uncorrected", res.Generator.InFlightCapHit,
+			res.corrected.TotalCount(), res.uncorrected.TotalCount())
+	}
+	// The first abandoned request, intended at about 60 ms, was given up at
+	// about 1.3 s.
+	if m := ms(res.corrected.Max()); m < 1200 || m > 2000 {
+		t.Errorf("corrected max %.0f ms, want the first abandoned request's wait, over a second", m)
+	}
+}

@@ -90,6 +90,21 @@ func (r *recorder) record(w int, intended, sent, end time.Duration, inTime bool,
 	s.mu.Unlock()
 }
 
+// recordUnsent adds a request of the window that was never sent, given up at
+// time at (see engine.abandon): an error of kind "unsent", in the corrected
+// and slip histograms but not the uncorrected one, since it had no send.
+func (r *recorder) recordUnsent(intended, at time.Duration) {
+	late := micros(at - intended)
+	s := &r.shards[0]
+	s.mu.Lock()
+	_ = s.corrected.RecordValue(late)
+	_ = s.slip.RecordValue(late)
+	s.requests++
+	s.errors++
+	s.kinds[KindUnsent]++
+	s.mu.Unlock()
+}
+
 // totals is the merged content of all shards.
 type totals struct {
 	corrected, uncorrected, slip *hdrhistogram.Histogram

@@ -105,6 +105,9 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Interrupted {
 		fmt.Fprintf(&b, "  INTERRUPTED after %.3fs of the measured window\n", r.Window.DurationS)
 	}
+	if n := r.ErrorKinds[KindUnsent]; n > 0 {
+		fmt.Fprintf(&b, "  GAVE UP: %d requests of the window were never sent (the generator or the in-flight cap could not keep up)\n", n)
+	}
 	fmt.Fprintf(&b, "  Rate: target %.1f req/s, achieved %.1f req/s (%.1f%%)\n",
 		r.Rate.Target, r.Rate.Achieved, 100*r.Rate.Achieved/r.Rate.Target)
 	fmt.Fprintf(&b, "  Requests: %d in %.3fs, errors: %d", r.Requests, r.Window.DurationS, r.Errors)

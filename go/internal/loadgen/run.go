@@ -129,7 +129,8 @@ func (e *engine) busy() int {
 // clock is read again only when the next intended time is past the last
 // reading. When MaxInFlight requests are outstanding it waits for a worker,
 // and the wait shows as slip and in the corrected latency of everything it
-// delays, as in wrk2.
+// delays, as in wrk2. Requests it has still not sent giveUpAfter past the
+// window are abandoned (see abandon).
 func (e *engine) schedule(ctx context.Context) schedStats {
 	var st schedStats
 	done := ctx.Done()
@@ -141,21 +142,27 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 	if e.cfg.target.space > 1 {
 		rng = rand.New(rand.NewPCG(e.cfg.Seed, 0x72616e64)) // "rand"
 	}
-	inWindow := false
-	var spanStart, cpuStart time.Duration
+	// A generator that cannot keep up gives up a while after the window,
+	// rather than run on through the backlog for as long as it takes.
+	giveUp := make(chan struct{})
+	giveUpTimer := time.AfterFunc(end+giveUpAfter-e.clock.Now(), func() { close(giveUp) })
+	defer giveUpTimer.Stop()
+	// The process CPU time at the start of the window, sampled on time
+	// even when the scheduler is late.
+	type sample struct{ at, cpu time.Duration }
+	var first atomic.Pointer[sample]
+	takeFirst := func() { first.Store(&sample{e.clock.Now(), e.cpuTime()}) }
+	if d := e.windowStart - e.clock.Now(); d <= 0 {
+		takeFirst()
+	} else {
+		startTimer := time.AfterFunc(d, takeFirst)
+		defer startTimer.Stop()
+	}
 	now := e.clock.Now()
 	for {
 		t, ok := arr.next()
 		if !ok {
 			break
-		}
-		if !inWindow && t >= e.windowStart {
-			if !e.clock.SleepUntil(done, e.windowStart) {
-				st.interrupted = true
-				break
-			}
-			inWindow = true
-			spanStart, cpuStart = e.clock.Now(), e.cpuTime()
 		}
 		if t > now {
 			now = e.clock.Now()
@@ -167,8 +174,11 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 				now = e.clock.Now()
 			}
 		}
-		w := e.acquire(done, &st)
+		w := e.acquire(done, giveUp, &st)
 		if w == nil {
+			if !st.interrupted {
+				e.abandon(t, arr)
+			}
 			break
 		}
 		var draw uint64
@@ -181,8 +191,8 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 		st.interrupted = !e.clock.SleepUntil(done, end)
 	}
 	stop := e.clock.Now()
-	if inWindow {
-		st.cpu, st.cpuSpan = e.cpuTime()-cpuStart, stop-spanStart
+	if f := first.Load(); f != nil {
+		st.cpu, st.cpuSpan = e.cpuTime()-f.cpu, stop-f.at
 	}
 	st.window = e.cfg.Duration
 	if st.interrupted {
@@ -208,11 +218,13 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 // up to the cap (measured: 4096 connections within half a second at 40k
 // req/s). A truly slow target still gets a new connection every few tens of
 // microseconds, as many as it keeps busy.
-func (e *engine) acquire(done <-chan struct{}, st *schedStats) *worker {
+func (e *engine) acquire(done, giveUp <-chan struct{}, st *schedStats) *worker {
 	for {
 		select {
 		case <-done:
 			st.interrupted = true
+			return nil
+		case <-giveUp:
 			return nil
 		default:
 		}
@@ -240,7 +252,27 @@ func (e *engine) acquire(done <-chan struct{}, st *schedStats) *worker {
 		case <-done:
 			st.interrupted = true
 			return nil
+		case <-giveUp:
+			return nil
 		case <-e.freed:
+		}
+	}
+}
+
+// giveUpAfter is how long after the measured window the scheduler goes on
+// sending the requests it is late with.
+const giveUpAfter = time.Second
+
+// abandon records the requests of the window still unsent when the
+// scheduler gave up, first the one intended at t, then the rest of arr: each
+// is an error of kind "unsent" whose corrected latency and slip are the time
+// from its intended send to now, a lower bound of what it would have seen.
+// Dropping them would hide exactly the stall that made them late.
+func (e *engine) abandon(t time.Duration, arr *arrivals) {
+	now := e.clock.Now()
+	for ok := true; ok; t, ok = arr.next() {
+		if t >= e.windowStart {
+			e.rec.recordUnsent(t, now)
 		}
 	}
 }
