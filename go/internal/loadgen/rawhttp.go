@@ -24,9 +24,10 @@ var errMalformed = errors.New("malformed HTTP answer")
 // and a writer goroutine per connection and hands every request and answer
 // between three goroutines, and it dials a new connection whenever no idle
 // one is at hand at that instant, which under open-loop bursts snowballs
-// into thousands of connections (see the package documentation for the
-// measurements). Connections are thus exactly the workers, whose number
-// grows only when more requests are really in flight at once.
+// into thousands of connections (4096 within a second at 20k req/s on one
+// core, where this client keeps up at 60k). Connections are thus exactly
+// the workers, whose number grows only when more requests are really in
+// flight at once.
 type rawHTTPTarget struct {
 	addr    string
 	timeout time.Duration
