@@ -7,7 +7,8 @@ invalid — kept in the result, shown in the report, refused by every comparison
 - open-loop, it sent less than MIN_ACHIEVED_SHARE of the target rate, or requests left more
   than MAX_SLIP_P99_MS late at the 99th percentile — unless its concurrency cap was reached,
   which means the *system* stopped answering (then the corrected latency shows it, as it must);
-- nothing was measured (open-loop: the generator never reached the window in its schedule).
+- nothing was measured (open-loop: the generator never reached the window in its schedule), or
+  the generator gave up on requests it never sent (whatever the cap: it fell behind).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from bench.results import LoadStats
 SATURATED_SHARE = 0.90
 MIN_ACHIEVED_SHARE = 0.95
 MAX_SLIP_P99_MS = 5.0
+#: loadgen's error kind for requests still not sent a second after the window: it gave up on them.
+UNSENT = "unsent"
 
 
 def invalid_reasons(load: LoadStats) -> list[str]:
@@ -29,6 +32,12 @@ def invalid_reasons(load: LoadStats) -> list[str]:
             "the load generator fell behind its schedule: no request was sent for the window"
             if load.load_model == "open-loop"
             else "no request was measured"
+        )
+    unsent = load.error_kinds.get(UNSENT, 0)
+    if unsent:
+        reasons.append(
+            f"the load generator fell behind its schedule: {unsent:,} requests of the window "
+            "were never sent"
         )
     limit = 100.0 * load.generator_cpus * SATURATED_SHARE
     if load.generator_cpu_percent >= limit:

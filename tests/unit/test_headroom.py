@@ -43,3 +43,14 @@ def test_nothing_measured_is_invalid() -> None:
     assert invalid_reasons(make_load([], model="closed-loop", target=None)) == [
         "no request was measured"
     ]
+
+
+def test_unsent_requests_mean_the_generator_fell_behind_even_at_the_cap() -> None:
+    load = make_load(FAST).model_copy(
+        update={"in_flight_cap_hit": True, "errors": 7, "error_kinds": {"unsent": 7}}
+    )
+    (reason,) = invalid_reasons(load)
+    assert (
+        reason
+        == "the load generator fell behind its schedule: 7 requests of the window were never sent"
+    )
