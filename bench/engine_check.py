@@ -3,8 +3,10 @@
 Two ratios, each from one run on this machine, against a Go `net/http` hello server on the
 system's CPUs with the generator on the load generator's CPUs:
 
-- loadgen's highest valid open-loop rate (it kept up: achieved ≥ 95% of target, slip p99
-  ≤ 5 ms, CPU < 90%) as a share of wrk's closed-loop rate (target ≥ 0.5);
+- loadgen's highest rate kept on schedule (achieved ≥ 99% of target, slip p99 ≤ 5 ms, CPU
+  < 90%, whatever the reason it would fall behind — here the question is the generator's
+  ceiling, so a saturated server counts against it too) as a share of wrk's closed-loop rate
+  (target ≥ 0.5);
 - the Locust recording hook's overhead: Locust FastHttpUser throughput with the hook recording
   every request into HDR histograms vs the same locustfile with the hook off (target ≤ 10%),
   alternated A B A B so drift hits both.
@@ -32,6 +34,8 @@ from bench.load_url import LoadRequest
 from bench.load_url import run as run_load
 
 HELLO_PORT = 18090
+#: For the ceiling, the generator must deliver this share of the rate it was asked for.
+ON_SCHEDULE_SHARE = 0.99
 
 
 @dataclass(frozen=True)
@@ -126,9 +130,13 @@ def measure_engines(root: Path, say: Callable[[str], None]) -> EngineFigures:
                     arrival="constant", users=1, cpus=cpus.loadgen,
                     workdir=workdir / f"loadgen-{rate:.0f}", root=root, max_in_flight=256,
                 ))  # fmt: skip
-                reasons = headroom.invalid_reasons(stats)
                 slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
-                verdict = reasons[0] if reasons else "kept up"
+                reasons = headroom.invalid_reasons(stats)
+                if stats.achieved_rps < ON_SCHEDULE_SHARE * rate:
+                    reasons.append(f"achieved under {ON_SCHEDULE_SHARE:.0%} of the rate")
+                if slip > headroom.MAX_SLIP_P99_MS:
+                    reasons.append(f"slip p99 over {headroom.MAX_SLIP_P99_MS:g} ms")
+                verdict = reasons[0] if reasons else "on schedule"
                 cpu = stats.generator_cpu_percent
                 say(f"loadgen at {rate:,.0f} req/s: achieved {stats.achieved_rps:,.0f}, "
                     f"slip p99 {slip:.2f} ms, CPU {cpu:.0f}%: {verdict}")  # fmt: skip
