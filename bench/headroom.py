@@ -7,8 +7,12 @@ invalid — kept in the result, shown in the report, refused by every comparison
 - open-loop, it sent less than MIN_ACHIEVED_SHARE of the target rate, or requests left more
   than MAX_SLIP_P99_MS late at the 99th percentile — unless its concurrency cap was reached,
   which means the *system* stopped answering (then the corrected latency shows it, as it must);
-- nothing was measured (open-loop: the generator never reached the window in its schedule), or
-  the generator gave up on requests it never sent (whatever the cap: it fell behind).
+- nothing was measured (open-loop: the generator never reached the window in its schedule), or,
+  below its concurrency cap, the generator gave up on requests it never sent.
+
+Why the cap changes the verdict: by Little's law a full cap of C requests at rate R means the
+system took longer than C/R to answer (1000 at 4,000 req/s: over 250 ms). The requests that
+could not be sent are then the overloaded system's, and count as its errors.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def invalid_reasons(load: LoadStats) -> list[str]:
             else "no request was measured"
         )
     unsent = load.error_kinds.get(UNSENT, 0)
-    if unsent:
+    if unsent and not load.in_flight_cap_hit:
         reasons.append(
             f"the load generator fell behind its schedule: {unsent:,} requests of the window "
             "were never sent"

@@ -45,12 +45,11 @@ def test_nothing_measured_is_invalid() -> None:
     ]
 
 
-def test_unsent_requests_mean_the_generator_fell_behind_even_at_the_cap() -> None:
-    load = make_load(FAST).model_copy(
-        update={"in_flight_cap_hit": True, "errors": 7, "error_kinds": {"unsent": 7}}
-    )
+def test_unsent_requests_below_the_cap_mean_the_generator_fell_behind() -> None:
+    load = make_load(FAST).model_copy(update={"errors": 7, "error_kinds": {"unsent": 7}})
     (reason,) = invalid_reasons(load)
-    assert (
-        reason
-        == "the load generator fell behind its schedule: 7 requests of the window were never sent"
+    assert reason == (
+        "the load generator fell behind its schedule: 7 requests of the window were never sent"
     )
+    # At the cap the system is too slow to take them: they are its errors, the trial stands.
+    assert invalid_reasons(load.model_copy(update={"in_flight_cap_hit": True})) == []
