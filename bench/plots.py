@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from bench.results import LoadPoint, RunResult
+from bench.slo import Slo
 from bench.stats import decode, new_histogram, spectrum, tail_axis
 
 _TICKS = ((0.0, "0%"), (50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"),
@@ -110,6 +111,11 @@ def throughput_latency(run: RunResult, path: Path) -> bool:
             ax.plot([knee.summary["throughput_rps"].median], [knee.summary["p99"].median],
                     marker="*", markersize=16, color=color, linestyle="none",
                     label=f"{impl.name} knee ({impl.knee_rps:g} req/s)")  # fmt: skip
+    slo_text = run.scenario.params.get("slo")
+    if isinstance(slo_text, str) and slo_text:
+        slo = Slo.parse(slo_text)
+        ax.axhline(slo.p99_ms, color="grey", linestyle="--", linewidth=1,
+                   label=f"SLO: p{slo.percentile:g} ≤ {slo.p99_ms:g} ms")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("throughput (successful responses/s, median of trials)")
     ax.set_ylabel("latency (ms, corrected)")
