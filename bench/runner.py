@@ -42,8 +42,8 @@ from bench.verify import VectorsError, check, load_vectors
 
 HOST = "127.0.0.1"
 LOADGEN_BUILD = Build(dir="go", command=["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"])
-#: Bounds of the max-rate search (requests/s).
-SEARCH_START, SEARCH_MAX = 250.0, 200_000.0
+#: Upper bound of the max-rate search (requests/s); it starts at the `rate` parameter.
+SEARCH_MAX = 200_000.0
 
 
 class Progress(Protocol):
@@ -328,7 +328,8 @@ class PatternRun:
             return slo_point(measured[-1], self.slo)  # type: ignore[arg-type]
 
         try:
-            found = slo_.find_max_rate(measure, self.slo, start=SEARCH_START, max_rate=SEARCH_MAX)
+            start = float(self.params["rate"])
+            found = slo_.find_max_rate(measure, self.slo, start=start, max_rate=SEARCH_MAX)
         except _ImplFailed as e:
             self.failures[name] = e
             return sorted(measured, key=lambda p: p.target_rps or 0.0), None

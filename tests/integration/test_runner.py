@@ -12,7 +12,9 @@ from bench.catalog import Pattern
 from bench.report import render
 from bench.results import load_run
 from bench.runner import PatternRun, QuietProgress, RunOptions
+from bench.slo import Slo, meets
 from bench.stats import decode
+from bench.summary import slo_point
 from tests.integration.conftest import REPO, PatternFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
@@ -107,6 +109,31 @@ def test_a_sweep_marks_the_knee_against_the_slo(
     assert [p.target_rps for p in impl.points] == [100.0, 6000.0]
     assert impl.knee_rps == 100.0
     assert impl.points[1].summary["p99"].median > 40.0
+
+
+def test_find_max_searches_the_highest_rate_meeting_the_slo(
+    fanout_variant: PatternFactory, options: Options
+) -> None:
+    slo = Slo.parse("p99<=100ms,errors<=1%")
+    runner = run(
+        fanout_variant(),
+        options(["python-asyncio"], find_max="true", rate="800", trials="1", duration_s="1.5",
+                warmup_s="0.5", backend_dist="constant", backend_median_ms="2",
+                backend_tail_p="0", slo="p99<=100ms,errors<=1%"),
+    )  # fmt: skip
+    impl = load_run(runner.run_dir / "run.json").implementation("python-asyncio")
+    search = impl.search
+    assert search is not None
+    assert search.best_rate is not None
+    assert search.first_failing_rate is not None
+    assert search.best_rate < search.first_failing_rate
+    rates = [p.target_rps or 0.0 for p in impl.points]
+    assert rates == sorted(rates)
+    assert rates[0] == 800.0
+    assert len(rates) == len(set(rates)) <= 12
+    by_rate = {p.target_rps: p for p in impl.points}
+    assert meets(slo_point(by_rate[search.best_rate], slo), slo)
+    assert not meets(slo_point(by_rate[search.first_failing_rate], slo), slo)
 
 
 def test_wrong_answers_fail_verification_and_are_not_timed(
