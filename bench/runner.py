@@ -12,8 +12,6 @@ on Ctrl-C, before the harness exits.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,15 +20,15 @@ from typing import Protocol
 
 from bench import collectors, headroom, loadgen_engine, locust_engine
 from bench import slo as slo_
-from bench.catalog import Build, Implementation, Pattern, rate_list, render
+from bench.catalog import Build, Pattern, rate_list, render
+from bench.deployment import HOST, Deployment, ImplFailed, build
 from bench.environment import capture
-from bench.launcher import LaunchError, LaunchSpec, RunningProcess, Supervisor, tail
+from bench.launcher import Supervisor
 from bench.load import LoadError, LoadSpec, LocustScenario
 from bench.results import (
     CpuSets,
     ImplementationResult,
     LoadPoint,
-    ParamValue,
     RunResult,
     Scenario,
     SloSearch,
@@ -40,7 +38,6 @@ from bench.results import (
 from bench.summary import make_point, slo_point
 from bench.verify import VectorsError, check, load_vectors
 
-HOST = "127.0.0.1"
 LOADGEN_BUILD = Build(dir="go", command=["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"])
 #: Upper bound of the max-rate search (requests/s); it starts at the `rate` parameter.
 SEARCH_MAX = 200_000.0
@@ -73,28 +70,8 @@ class RunOptions:
     port_offset: int = 0
 
 
-class _ImplFailed(Exception):
-    def __init__(self, message: str, stderr_tail: str | None = None) -> None:
-        super().__init__(message)
-        self.stderr_tail = stderr_tail
-
-
 def new_run_id(pattern: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{pattern}"
-
-
-def build(step: Build, root: Path, log_path: Path) -> None:
-    """Run a build command; raise _ImplFailed with its output's tail when it fails."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        done = subprocess.run(
-            step.command, cwd=root / step.dir, stdout=log, stderr=subprocess.STDOUT, check=False
-        )
-    if done.returncode != 0:
-        raise _ImplFailed(
-            f"build failed: `{' '.join(step.command)}` exited with {done.returncode}",
-            tail(log_path),
-        )
 
 
 class PatternRun:
@@ -127,87 +104,35 @@ class PatternRun:
         self.rates: list[float | None] = (
             list(rate_list(str(p["rates"])) or [float(p["rate"])]) if self.open_loop else [None]
         )
-        self.failures: dict[str, _ImplFailed] = {}
-
-    # ---- templating -------------------------------------------------------------------------
-
-    def _values(self, params: Mapping[str, ParamValue], port: int | None) -> dict[str, object]:
-        values: dict[str, object] = {**params, "python": sys.executable, "root": self.pattern.root}
-        values["port"] = port if port is not None else ""
-        for name, support in self.pattern.support.items():
-            ports = self._ports(support.ports)
-            values[f"{name}_urls"] = ",".join(f"http://{HOST}:{p}" for p in ports)
-            values[f"{name}_addrs"] = ",".join(f"{HOST}:{p}" for p in ports)
-        return values
-
-    def _ports(self, ports: list[int]) -> list[int]:
-        return [p + self.options.port_offset for p in ports]
-
-    # ---- processes --------------------------------------------------------------------------
-
-    def _start_supports(self, params: Mapping[str, ParamValue], phase: str) -> list[RunningProcess]:
-        started = []
-        for name, support in self.pattern.support.items():
-            ports = self._ports(support.ports)
-            spec = LaunchSpec(
-                name=name,
-                command=render(support.command, self._values(params, ports[0])),
-                cwd=self.pattern.root,
-                cpus=self.cpus.support,
-                ports=ports,
-                ready_url=f"http://{HOST}:{ports[0]}{support.ready}",
-                ready_timeout_s=support.ready_timeout_s,
-                log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
-            )
-            try:
-                started.append(self.supervisor.start(spec))
-            except LaunchError as e:
-                raise _ImplFailed(f"support process {e}", e.stderr_tail) from None
-        return started
-
-    def _start_impl(
-        self, name: str, impl: Implementation, params: Mapping[str, ParamValue], phase: str
-    ) -> RunningProcess:
-        port = self._ports([impl.port])[0]
-        spec = LaunchSpec(
-            name=name,
-            command=render([*impl.command, *self.pattern.args], self._values(params, port)),
-            cwd=self.pattern.root,
-            cpus=self.cpus.system,
-            ports=(port,),
-            ready_url=f"http://{HOST}:{port}{impl.ready}",
-            ready_timeout_s=impl.ready_timeout_s,
-            log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
+        self.failures: dict[str, ImplFailed] = {}
+        self.deploy = Deployment(
+            pattern=pattern,
+            cpus=options.cpusets,
+            port_offset=options.port_offset,
+            run_dir=self.run_dir,
+            supervisor=self.supervisor,
         )
-        try:
-            return self.supervisor.start(spec)
-        except LaunchError as e:
-            raise _ImplFailed(str(e), e.stderr_tail) from None
-
-    def _stop(self, *procs: RunningProcess) -> None:
-        for proc in procs:
-            self.supervisor.stop(proc)
 
     # ---- verify -----------------------------------------------------------------------------
 
-    def _verify(self, name: str, impl: Implementation) -> list[str]:
+    def _verify(self, name: str) -> list[str]:
         if self.pattern.vectors is None:
             return []
         try:
             vectors = load_vectors(self.pattern.folder / self.pattern.vectors)
         except VectorsError as e:
-            raise _ImplFailed(str(e)) from None
+            raise ImplFailed(str(e)) from None
         self.progress.phase(name, "verifying")
         params = {**self.params, **vectors.params}
-        supports = self._start_supports(params, "verify")
+        supports = self.deploy.start_supports(params, "verify")
         try:
-            proc = self._start_impl(name, impl, params, "verify")
+            proc = self.deploy.start_impl(name, params, "verify")
             try:
                 return check(HOST, proc.spec.ports[0], vectors)
             finally:
-                self._stop(proc)
+                self.deploy.stop(proc)
         finally:
-            self._stop(*supports)
+            self.deploy.stop(*supports)
 
     # ---- measure ----------------------------------------------------------------------------
 
@@ -232,21 +157,22 @@ class PatternRun:
             else None,
             locust=LocustScenario(
                 locustfile=self.pattern.root / self.pattern.scenario.locustfile,
-                args=render(self.pattern.scenario.args, self._values(p, None)),
+                args=render(self.pattern.scenario.args, self.deploy.values(p, None)),
                 closed_loop_user=self.pattern.scenario.closed_loop_user,
                 open_loop_user=self.pattern.scenario.open_loop_user,
             ),
-            loadgen_path=render([self.pattern.scenario.loadgen_path], self._values(p, None))[0],
+            loadgen_path=render([self.pattern.scenario.loadgen_path], self.deploy.values(p, None))[
+                0
+            ],
         )
 
     def _trial(self, name: str, rate: float | None, index: int) -> Trial:
         """Start the implementation afresh, measure one window, stop it."""
-        impl = self.pattern.implementations[name]
         p = self.params
         window_s = float(p["warmup_s"]) + float(p["duration_s"])
-        supports = self._start_supports(p, "measure")
+        supports = self.deploy.start_supports(p, "measure")
         try:
-            proc = self._start_impl(name, impl, p, "measure")
+            proc = self.deploy.start_impl(name, p, "measure")
             try:
                 base_url = f"http://{HOST}:{proc.spec.ports[0]}"
                 window = collectors.SystemWindow(proc, f"{base_url}/metrics")
@@ -262,18 +188,18 @@ class PatternRun:
                     else:
                         load = locust_engine.run(spec, self.supervisor, window, advance)
                 except collectors.SystemGone as e:
-                    raise _ImplFailed(str(e), e.stderr_tail) from None
+                    raise ImplFailed(str(e), e.stderr_tail) from None
                 code = proc.exit_code()
                 if code is not None:
-                    raise _ImplFailed(
+                    raise ImplFailed(
                         f"exited with status {code} during the run", proc.stderr_tail()
                     )
                 if window.process is None:
-                    raise _ImplFailed("the measured window never closed", proc.stderr_tail())
+                    raise ImplFailed("the measured window never closed", proc.stderr_tail())
             finally:
-                self._stop(proc)
+                self.deploy.stop(proc)
         finally:
-            self._stop(*supports)
+            self.deploy.stop(*supports)
         reasons = headroom.invalid_reasons(load)
         return Trial(
             index=index,
@@ -308,10 +234,10 @@ class PatternRun:
                     continue
                 try:
                     trials[name].append(self._trial(name, rate, index))
-                except _ImplFailed as e:
+                except ImplFailed as e:
                     self.failures[name] = e
                 except LoadError as e:
-                    self.failures[name] = _ImplFailed(f"load engine: {e}")
+                    self.failures[name] = ImplFailed(f"load engine: {e}")
             for name in names:
                 if trials[name]:
                     points[name].append(make_point(rate, trials[name]))
@@ -330,11 +256,11 @@ class PatternRun:
         try:
             start = float(self.params["rate"])
             found = slo_.find_max_rate(measure, self.slo, start=start, max_rate=SEARCH_MAX)
-        except _ImplFailed as e:
+        except ImplFailed as e:
             self.failures[name] = e
             return sorted(measured, key=lambda p: p.target_rps or 0.0), None
         except LoadError as e:
-            self.failures[name] = _ImplFailed(f"load engine: {e}")
+            self.failures[name] = ImplFailed(f"load engine: {e}")
             return sorted(measured, key=lambda p: p.target_rps or 0.0), None
         search = SloSearch(
             slo=self.slo.describe(),
@@ -355,8 +281,8 @@ class PatternRun:
                     build(support.build, self.pattern.root, log)
             if self.params["engine"] == "loadgen":
                 build(LOADGEN_BUILD, self.pattern.root, log)
-        except _ImplFailed as e:
-            failure = _ImplFailed(f"harness build: {e}", e.stderr_tail)
+        except ImplFailed as e:
+            failure = ImplFailed(f"harness build: {e}", e.stderr_tail)
             self.failures.update(dict.fromkeys(self.names, failure))
             return
         for name in self.names:
@@ -364,7 +290,7 @@ class PatternRun:
             if step is not None:
                 try:
                     build(step, self.pattern.root, log)
-                except _ImplFailed as e:
+                except ImplFailed as e:
                     self.failures[name] = e
 
     def _knee(self, points: list[LoadPoint]) -> float | None:
@@ -385,8 +311,8 @@ class PatternRun:
             for name in self.names:
                 if name not in self.failures:
                     try:
-                        problems[name] = self._verify(name, self.pattern.implementations[name])
-                    except _ImplFailed as e:
+                        problems[name] = self._verify(name)
+                    except ImplFailed as e:
                         self.failures[name] = e
             passed = [n for n in self.names if n not in self.failures and not problems.get(n)]
             if self.find_max:
