@@ -153,9 +153,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     status = EXIT_OK
     for name in names:
+        overrides = {
+            key.removeprefix("load_"): value
+            for key, value in vars(args).items()
+            if key.startswith("load_") and value is not None
+        }
+        if args.find_max:
+            overrides["find_max"] = "true"
         options = RunOptions(
             profile=args.profile,
-            overrides=_params(args.param),
+            overrides={**overrides, **_params(args.param)},
             implementations=args.impl,
             cpusets=cpusets,
             runs_dir=Path(args.runs_dir) if args.runs_dir else root / "results" / "runs",
@@ -236,6 +243,20 @@ def parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter"
     )
     run.add_argument("--profile", default="default", help="parameter profile (default, quick, …)")
+    # Shorthands for the load parameters every pattern has (`--rates X` is `--param rates=X`).
+    for flag, param, text in (
+        ("--engine", "engine", "loadgen (Go, open-loop) or locust"),
+        ("--load-model", "load_model", "open-loop or closed-loop (locust)"),
+        ("--rate", "rate", "open-loop target req/s (the search's start with --find-max)"),
+        ("--rates", "rates", "a sweep of target rates, e.g. 500,1000,2000"),
+        ("--arrival", "arrival", "constant or poisson"),
+        ("--trials", "trials", "trials per implementation and rate, interleaved"),
+        ("--slo", "slo", 'e.g. "p99<=50ms,errors<=0.1%%"'),
+    ):
+        run.add_argument(flag, dest=f"load_{param}", metavar=param.upper(), help=text)
+    run.add_argument(
+        "--find-max", action="store_true", help="search the highest rate meeting the SLO"
+    )
     run.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time and pattern)")
     run.add_argument(

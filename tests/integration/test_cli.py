@@ -123,3 +123,21 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_half_written_file(
     leftovers = [p.name for p in (runs / "interrupted").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
     assert not (runs / "interrupted" / "run.json").exists()
+
+
+def test_help_of_every_command_renders() -> None:
+    for command in ("list", "run", "load", "report", "engines"):
+        done = patternbench(command, "--help")
+        assert done.returncode == 0, done.stderr
+        assert "usage: patternbench" in done.stdout
+
+
+def test_load_flags_are_shorthands_for_their_parameters() -> None:
+    done = patternbench("run", "fanout", "--rates", "100,nope")
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "patternbench: --param rates=100,nope: expected rates like 500,1000,2000",
+    )
+    done = patternbench("run", "fanout", "--engine", "loadgen", "--load-model", "closed-loop")
+    assert done.returncode == 2
+    assert "loadgen is open-loop only" in done.stderr
