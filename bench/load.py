@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.collectors import TreeSampler
-from bench.launcher import RunningProcess
+from bench.launcher import LaunchSpec, RunningProcess, Supervisor
 from bench.results import Engine, LoadModel, LoadStats
 from bench.stats import decode, percentiles
 
@@ -63,6 +63,30 @@ class LoadSpec:
     @property
     def target_rps(self) -> float | None:
         return self.rate if self.load_model == "open-loop" else self.paced_rps
+
+
+def start_generator(
+    supervisor: Supervisor,
+    spec: LoadSpec,
+    name: str,
+    command: list[str],
+    env: dict[str, str] | None = None,
+) -> RunningProcess:
+    """Start a load generator on the generator's CPUs, its output logged in the trial's folder."""
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    return supervisor.start(
+        LaunchSpec(
+            name=name,
+            command=command,
+            cwd=spec.workdir,
+            cpus=spec.cpus,
+            ports=(),
+            ready_url=None,
+            ready_timeout_s=0,
+            log_path=spec.workdir / f"{name}.log",
+            env=env or {},
+        )
+    )
 
 
 def follow(

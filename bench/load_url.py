@@ -94,7 +94,6 @@ def run(request: LoadRequest) -> LoadStats:
     host, path = _split(request.url)
     if request.engine == "loadgen" and request.rate is None:
         raise LoadError("loadgen is open-loop only: give --rate (or use --engine locust)")
-    request.workdir.mkdir(parents=True, exist_ok=True)
     spec = LoadSpec(
         host=host,
         load_model="open-loop" if request.rate is not None else "closed-loop",

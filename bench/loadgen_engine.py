@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.launcher import LaunchSpec, Supervisor
-from bench.load import LoadError, LoadSpec, Window, follow, load_stats
+from bench.launcher import Supervisor
+from bench.load import LoadError, LoadSpec, Window, follow, load_stats, start_generator
 from bench.results import LoadStats
 
 #: Time after the window for in-flight requests to finish and the JSON to be written.
@@ -50,19 +50,7 @@ def run(
         raise LoadError("loadgen is open-loop only: use the locust engine for closed-loop users")
     output = spec.workdir / "loadgen.json"
     output.unlink(missing_ok=True)
-    spec.workdir.mkdir(parents=True, exist_ok=True)
-    proc = supervisor.start(
-        LaunchSpec(
-            name="loadgen",
-            command=command(binary, spec, output),
-            cwd=spec.workdir,
-            cpus=spec.cpus,
-            ports=(),
-            ready_url=None,
-            ready_timeout_s=0,
-            log_path=spec.workdir / "loadgen.log",
-        )
-    )
+    proc = start_generator(supervisor, spec, "loadgen", command(binary, spec, output))
     opens_at = time.time() + spec.warmup_s
     try:
         follow(proc, spec, window, lambda: opens_at, on_progress, SLACK_S)

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 
 from bench import recording
-from bench.launcher import LaunchSpec, Supervisor
-from bench.load import LoadError, LoadSpec, Window, follow, load_stats
+from bench.launcher import Supervisor
+from bench.load import LoadError, LoadSpec, Window, follow, load_stats, start_generator
 from bench.results import LoadStats
 
 #: Locust's run-time clock starts before its test_start event; this slack lets it run past the
@@ -68,18 +68,8 @@ def run(
     announced = recording.window_path(record)
     record.unlink(missing_ok=True)
     announced.unlink(missing_ok=True)
-    proc = supervisor.start(
-        LaunchSpec(
-            name="locust",
-            command=command(spec),
-            cwd=spec.workdir,
-            cpus=spec.cpus,
-            ports=(),
-            ready_url=None,
-            ready_timeout_s=0,
-            log_path=spec.workdir / "locust.log",
-            env=environment(spec, str(record)),
-        )
+    proc = start_generator(
+        supervisor, spec, "locust", command(spec), environment(spec, str(record))
     )
 
     def window_start() -> float | None:

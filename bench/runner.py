@@ -177,7 +177,6 @@ class PatternRun:
                 base_url = f"http://{HOST}:{proc.spec.ports[0]}"
                 window = collectors.SystemWindow(proc, f"{base_url}/metrics")
                 spec = self._load_spec(name, base_url, rate, index)
-                spec.workdir.mkdir(parents=True, exist_ok=True)
                 at = f"{rate:g} req/s, " if rate is not None else ""
                 self.progress.phase(name, f"{at}trial {index + 1}/{self.trials}", window_s)
                 advance = lambda done: self.progress.advance(name, done)  # noqa: E731
