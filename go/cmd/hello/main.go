@@ -4,19 +4,14 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/patternbench/patternbench/go/internal/hello"
+	"github.com/patternbench/patternbench/go/internal/serve"
 )
 
 func main() {
@@ -40,31 +35,5 @@ func main() {
 // run serves until SIGTERM or SIGINT, then stops accepting connections and
 // gives the requests in flight at most 5 s to finish.
 func run(listen string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("--listen: %v", err)
-	}
-	srv := &http.Server{Handler: hello.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(os.Stderr, "listening on %s\n", ln.Addr())
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve.UntilSignal([]serve.Endpoint{{Addr: listen, Handler: hello.Handler()}}, 5*time.Second)
 }
