@@ -177,7 +177,7 @@ def _results_table(run: RunResult) -> list[str]:
 
 def _trials_table(run: RunResult) -> list[str]:
     lines = [
-        "<details><summary>Every trial</summary>",
+        '<details markdown="1"><summary>Every trial</summary>',
         "",
         "| implementation | target req/s | trial | valid | sent req/s | p50 ms | p99 ms | errors "
         "| generator CPU % | why invalid |",
@@ -204,7 +204,7 @@ def _server_metrics(run: RunResult) -> list[str]:
     if not keys:
         return []
     lines = [
-        "<details><summary>Server-side metrics (first trial at the first rate)</summary>",
+        '<details markdown="1"><summary>Server-side metrics (first trial, first rate)</summary>',
         "",
         "| metric | " + " | ".join(name for name, _ in firsts) + " |",
         "|---|" + "---|" * len(firsts),
