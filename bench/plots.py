@@ -17,6 +17,10 @@ from bench.results import LoadPoint, RunResult
 from bench.slo import Slo
 from bench.stats import decode, new_histogram, spectrum, tail_axis
 
+#: When the slowest line's maximum is this many times the fastest median, latency goes on a log
+#: axis.
+LOG_Y_SPAN = 50.0
+
 _TICKS = ((0.0, "0%"), (50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"),
           (99.99, "99.99%"), (99.999, "99.999%"))  # fmt: skip
 
@@ -46,6 +50,8 @@ def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
     (solid) and, open-loop, uncorrected (dashed). False (nothing written) when nothing to draw."""
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     top, drawn = 1.0, False
+    medians: list[float] = []
+    highest = 0.0
     for impl in run.implementations:
         point = next((p for p in impl.points if p.target_rps == rate), None)
         if point is None:
@@ -56,6 +62,8 @@ def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
                 continue
             xs = [tail_axis(p) for p, _ in points]
             top = max(top, xs[-1])
+            medians.append(next((v for p, v in points if p >= 50.0), points[-1][1]))
+            highest = max(highest, points[-1][1])
             label = impl.name + (" (uncorrected)" if uncorrected else "")
             if not point.valid:
                 label += " — generator-limited"
@@ -67,7 +75,10 @@ def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
         plt.close(fig)
         return False
     _tail_axis(ax, top)
-    ax.set_ylim(bottom=0)
+    if highest > LOG_Y_SPAN * max(min(medians), 0.01):
+        ax.set_yscale("log")  # lines orders of magnitude apart: keep the fast one readable
+    else:
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency (ms)")
     at = f" at {rate:g} req/s" if rate is not None else ""
