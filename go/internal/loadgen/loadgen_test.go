@@ -280,6 +280,10 @@ func TestAnswerFraming(t *testing.T) {
 		clear(conns)
 		mu.Unlock()
 		cfg := runConfig(t, srv.URL+path, 200, 100*time.Millisecond, HTTPClientRaw)
+		// At most two in flight, so two connections at most whatever the
+		// machine's pauses (the race detector on a loaded CI runner can
+		// hold an answer past the next send time); 20 without reuse.
+		cfg.MaxInFlight = 2
 		res := mustRun(t, cfg)
 		if res.Requests != 20 || res.Errors != 0 {
 			t.Errorf("%s: %d requests, %d errors %v", path, res.Requests, res.Errors, res.ErrorKinds)
@@ -287,7 +291,7 @@ func TestAnswerFraming(t *testing.T) {
 		mu.Lock()
 		n := len(conns)
 		mu.Unlock()
-		if path == "/close" && n != 20 || path != "/close" && n > 3 {
+		if path == "/close" && n != 20 || path != "/close" && n > 2 {
 			t.Errorf("%s: %d connections for 20 requests", path, n)
 		}
 	}
