@@ -3,8 +3,10 @@ package workerpool
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,32 +153,84 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
-// BenchmarkPool runs batches of identical-cost tasks on 1, 2 and NumCPU
-// workers. Spin rounds are chosen for about 0.1, 1 and 10 ms per task at
-// ~1.6 ns per round; hash is one round over 1 MiB (about 1 ms).
-func BenchmarkPool(b *testing.B) {
-	costs := []struct {
-		name  string
-		task  Task
-		batch int
-	}{
-		{"spin=0.1ms", Task{Kernel: "spin", Rounds: 60_000}, 256},
-		{"spin=1ms", Task{Kernel: "spin", Rounds: 600_000}, 64},
-		{"spin=10ms", Task{Kernel: "spin", Rounds: 6_000_000}, 16},
-		{"hash=1MiB", Task{Kernel: "hash", Rounds: 1, Size: 1 << 20}, 64},
+var (
+	benchCases = flag.String("workerpool.cases", "",
+		"BenchmarkPool cases, kernel:rounds:size:tasks separated by commas (default: ~0.1, 1 and 10 ms spin, 1 MiB hash)")
+	benchWorkers = flag.String("workerpool.workers", "",
+		"BenchmarkPool worker counts separated by commas (default: 1, 2 and NumCPU)")
+)
+
+type benchCase struct {
+	task  Task
+	tasks int
+}
+
+// parseBenchFlags reads -workerpool.cases and -workerpool.workers, which the
+// harness (bench/inprocess.py) sets to its calibrated task sizes.
+func parseBenchFlags() ([]benchCase, []int, error) {
+	cases := []benchCase{ // ~1.6 ns per spin round
+		{Task{Kernel: "spin", Rounds: 60_000}, 256},
+		{Task{Kernel: "spin", Rounds: 600_000}, 64},
+		{Task{Kernel: "spin", Rounds: 6_000_000}, 16},
+		{Task{Kernel: "hash", Rounds: 1, Size: 1 << 20}, 64},
 	}
-	workerCounts := []int{1, 2}
+	if *benchCases != "" {
+		cases = nil
+		for _, text := range strings.Split(*benchCases, ",") {
+			var c benchCase
+			fields := strings.Split(text, ":")
+			if len(fields) != 4 {
+				return nil, nil, fmt.Errorf("-workerpool.cases: %q is not kernel:rounds:size:tasks", text)
+			}
+			c.task.Kernel = fields[0]
+			for i, dst := range []*int{&c.task.Rounds, &c.task.Size, &c.tasks} {
+				n, err := strconv.Atoi(fields[i+1])
+				if err != nil {
+					return nil, nil, fmt.Errorf("-workerpool.cases: %q: %w", text, err)
+				}
+				*dst = n
+			}
+			if err := Check(c.task.Kernel, c.task.Rounds, c.task.Size); err != nil || c.tasks < 1 {
+				return nil, nil, fmt.Errorf("-workerpool.cases: %q: invalid task (%v) or tasks < 1", text, err)
+			}
+			cases = append(cases, c)
+		}
+	}
+	workers := []int{1, 2}
 	if n := runtime.NumCPU(); n > 2 {
-		workerCounts = append(workerCounts, n)
+		workers = append(workers, n)
 	}
-	for _, c := range costs {
-		tasks := make([]Task, c.batch)
+	if *benchWorkers != "" {
+		workers = nil
+		for _, text := range strings.Split(*benchWorkers, ",") {
+			n, err := strconv.Atoi(text)
+			if err != nil || n < 1 {
+				return nil, nil, fmt.Errorf("-workerpool.workers: %q is not a positive integer", text)
+			}
+			workers = append(workers, n)
+		}
+	}
+	return cases, workers, nil
+}
+
+// BenchmarkPool runs batches of identical-cost tasks on each worker count and
+// reports tasks/s. Sub-benchmarks are named
+// kernel=K/rounds=R/size=S/tasks=T/workers=W, which bench/inprocess.py parses.
+func BenchmarkPool(b *testing.B) {
+	cases, workerCounts, err := parseBenchFlags()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range cases {
+		tasks := make([]Task, c.tasks)
 		for i := range tasks {
 			tasks[i] = c.task
 			tasks[i].Seed = uint64(i)
 		}
 		for _, w := range workerCounts {
-			b.Run(fmt.Sprintf("%s/workers=%d", c.name, w), func(b *testing.B) {
+			name := fmt.Sprintf("kernel=%s/rounds=%d/size=%d/tasks=%d/workers=%d",
+				c.task.Kernel, c.task.Rounds, c.task.Size, c.tasks, w)
+			b.Run(name, func(b *testing.B) {
 				for b.Loop() {
 					if _, err := Run(context.Background(), w, tasks); err != nil {
 						b.Fatal(err)
