@@ -15,7 +15,7 @@ from __future__ import annotations
 import string
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,6 +35,17 @@ LOAD_PARAMS = (
     "spawn_rate",  # ... and how fast they start
     "duration_s",
     "warmup_s",
+)
+#: Parameters a pattern with an [inprocess] table declares (bench/inprocess.py reads them).
+INPROCESS_PARAMS = (
+    "inprocess",  # false: skip the study
+    "inprocess_scaling_ms",  # task size of the throughput-vs-workers figures
+    "inprocess_task_ms",  # "0.1,1,10,100": task sizes of the crossover
+    "inprocess_hash_sizes",  # hash block sizes, bytes
+    "inprocess_batch_s",  # one batch is about this much of one worker's time
+    "inprocess_processes",  # pyperf worker processes per configuration
+    "inprocess_values",  # timed batches per pyperf process
+    "inprocess_go_count",  # go test -bench -count
 )
 _CHOICES = {
     "engine": ("locust", "loadgen"),
@@ -91,10 +102,31 @@ class ScenarioSpec(_Model):
     )
 
 
+class InProcessSpec(_Model):
+    """An in-process pool study (bench/inprocess.py): the pools timed without a network.
+
+    Its knobs are parameters (`inprocess`, `inprocess_*` in [params]) so that profiles and
+    `--param` set them like any other.
+    """
+
+    pyperf_script: str = Field(description="the pyperf benchmark, relative to the root")
+    go_dir: str = "go"
+    go_package: str = Field(description="the Go package holding the benchmark, e.g. ./internal/x")
+    go_benchmark: str = Field(description="the benchmark function, e.g. BenchmarkPool")
+    pools: list[Literal["sync", "threads", "processes"]] = Field(min_length=1)
+
+
 class Pattern(_Model):
     pattern: str
     description: str
     vectors: str | None = None
+    system_cpus: Literal["half", "all"] = Field(
+        default="half",
+        description="half: the system and the load generator on separate CPUs; all: the system "
+        "gets every CPU and shares some with the generator (for systems that scale with cores "
+        "under a light load)",
+    )
+    inprocess: InProcessSpec | None = None
     scenario: ScenarioSpec
     args: list[str] = Field(
         default=[], description="the contract's flags, for every implementation"
@@ -225,7 +257,8 @@ def load_pattern(file: Path, root: Path) -> Pattern:
         raise CatalogError(
             f"{display}: pattern: {pattern.pattern!r} must match its folder {file.parent.name!r}"
         )
-    missing = [p for p in LOAD_PARAMS if p not in pattern.params]
+    required = LOAD_PARAMS + (INPROCESS_PARAMS if pattern.inprocess else ())
+    missing = [p for p in required if p not in pattern.params]
     if missing:
         raise CatalogError(f"{display}: params: missing {', '.join(missing)}")
     for profile, values in pattern.profiles.items():

@@ -146,13 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in names:
         if name not in catalog:
             raise CatalogError(f"no pattern {name!r} (known: {', '.join(catalog)})")
-    cpusets = plan(
-        sorted(os.sched_getaffinity(0)),
-        parse_cpu_list(args.cpus_system) if args.cpus_system else None,
-        parse_cpu_list(args.cpus_loadgen) if args.cpus_loadgen else None,
-    )
+    chosen_system = parse_cpu_list(args.cpus_system) if args.cpus_system else None
+    chosen_loadgen = parse_cpu_list(args.cpus_loadgen) if args.cpus_loadgen else None
     status = EXIT_OK
     for name in names:
+        cpusets = plan(
+            sorted(os.sched_getaffinity(0)),
+            chosen_system,
+            chosen_loadgen,
+            system_all=catalog[name].system_cpus == "all",
+        )
         overrides = {
             key.removeprefix("load_"): value
             for key, value in vars(args).items()

@@ -1,10 +1,12 @@
 """Which CPUs the system, the load generator and the support processes get.
 
-The system under test and the load generator never share a core when there are two or more: the
-system takes the upper half of the CPUs the harness may use, the generator and the support
-processes (simulated backends) the lower half. Every implementation of a pattern gets the same
-set, so they are compared on equal terms. With a single CPU everything shares it, and the result
-says so (`shared`).
+By default the system under test and the load generator never share a core when there are two or
+more: the system takes the upper half of the CPUs the harness may use, the generator and the
+support processes (simulated backends) the lower half. A pattern whose system scales with cores
+under a light load (worker pools: `system_cpus = "all"` in its system.toml) gives the system every
+CPU instead, the generator keeping the lower half, and the result says they share (`shared`).
+Every implementation of a pattern gets the same set, so they are compared on equal terms. With a
+single CPU everything shares it, and the result says so (`shared`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ def plan(
     available: Sequence[int],
     system: Sequence[int] | None = None,
     loadgen: Sequence[int] | None = None,
+    *,
+    system_all: bool = False,
 ) -> CpuSets:
+    """The CPU sets of a run; ``system_all`` gives the system every CPU (when none were chosen),
+    the generator and the support processes still the lower half, which it then shares."""
     cpus = sorted(available)
     if not cpus:
         raise CpuSetError("no CPUs available")
@@ -54,6 +60,6 @@ def plan(
         sys_set = [c for c in cpus if c not in gen_set] or cpus
     else:
         half = len(cpus) // 2
-        gen_set, sys_set = cpus[:half], cpus[half:]
+        gen_set, sys_set = cpus[:half], cpus if system_all else cpus[half:]
     shared = bool(set(sys_set) & set(gen_set))
     return CpuSets(system=sys_set, loadgen=gen_set, support=gen_set, shared=shared)

@@ -12,6 +12,8 @@ Schema history (bump SCHEMA_VERSION when a reader of an older file would misread
 - 2: load points, each with trials; open-loop load with corrected and uncorrected latency,
   schedule slip, target vs achieved rate, validity; medians with confidence intervals;
   server-side latency; SLO search results.
+- 3: an optional in-process study (`inprocess`): pools measured without a network by pyperf and
+  `go test -bench`, throughput per worker count and task size. Version 2 files still load.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
+#: Versions this reader understands; a version-2 file is a version-3 file without `inprocess`.
+READABLE_VERSIONS: Final = (2, 3)
 
 ParamValue = int | float | str | bool
 Engine = Literal["locust", "loadgen"]
@@ -186,13 +190,52 @@ class ImplementationResult(_Model):
     search: SloSearch | None = None
 
 
+class InProcessMeasurement(_Model):
+    """One pool configuration timed in process: batches of identical-cost tasks."""
+
+    implementation: str = Field(description="python-sync, python-threads, python-processes, go…")
+    source: Literal["pyperf", "go-bench"]
+    kernel: Literal["spin", "hash"]
+    rounds: int = Field(ge=0)
+    size: int = Field(ge=0, description="hash block in bytes; 0 for spin")
+    workers: int = Field(ge=1)
+    tasks: int = Field(ge=1, description="tasks per batch")
+    task_ms: float = Field(description="the task cost aimed at, calibrated on one worker")
+    batch_seconds: list[float] = Field(min_length=1, description="every timed batch")
+    throughput: Estimate = Field(description="tasks/s: median over batches, bootstrap CI")
+
+
+class FreeThreaded(_Model):
+    """Whether a free-threaded CPython (no GIL) was found to run the thread pool on."""
+
+    available: bool
+    interpreter: str | None = None
+    version: str | None = None
+    note: str = Field(description="where it was looked for, or why it was not used")
+
+
+class InProcessStudy(_Model):
+    """Pools without a network: scaling with workers and the overhead crossover by task size."""
+
+    cpus: list[int] = Field(description="the CPUs the benchmarks were pinned to")
+    ns_per_round: dict[str, float] = Field(
+        description="calibration: `language/kernel[/size]` → nanoseconds per kernel round"
+    )
+    scaling_task_ms: float
+    task_ms: list[float] = Field(description="the task sizes of the crossover sweep")
+    free_threaded: FreeThreaded
+    measurements: list[InProcessMeasurement]
+    errors: list[str] = Field(default=[], description="configurations that could not be run")
+
+
 class RunResult(_Model):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2, 3] = SCHEMA_VERSION
     run_id: str
     created_at: datetime
     scenario: Scenario
     environment: Environment
     implementations: list[ImplementationResult]
+    inprocess: InProcessStudy | None = None
 
     def implementation(self, name: str) -> ImplementationResult:
         for impl in self.implementations:
@@ -240,10 +283,11 @@ def load_run(path: Path) -> RunResult:
     if not isinstance(raw, dict):
         raise ResultFileError(f"{path}: not a patternbench result (top level is not an object)")
     version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
         raise ResultFileError(
             f"{path}: schema_version: {version!r} is not supported (this patternbench reads "
-            f"{SCHEMA_VERSION})"
+            f"{readable})"
         )
     try:
         return RunResult.model_validate(raw)

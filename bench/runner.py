@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bench import collectors, headroom, loadgen_engine, locust_engine
+from bench import collectors, headroom, inprocess, loadgen_engine, locust_engine
 from bench import slo as slo_
 from bench.catalog import Build, Pattern, rate_list, render
 from bench.deployment import HOST, Deployment, ImplFailed, build
@@ -28,6 +28,7 @@ from bench.load import LoadError, LoadSpec, LocustScenario
 from bench.results import (
     CpuSets,
     ImplementationResult,
+    InProcessStudy,
     LoadPoint,
     RunResult,
     Scenario,
@@ -319,6 +320,7 @@ class PatternRun:
                     points[name], searches[name] = self._search(name)
             else:
                 points = self._sweep(passed)
+        study = self._inprocess()
         results = [self._result(n, problems, points, searches) for n in self.names]
         for impl in results:
             self.progress.phase(impl.name, impl.status)
@@ -343,9 +345,30 @@ class PatternRun:
             ),
             environment=capture(self.pattern.root, self.cpus),
             implementations=results,
+            inprocess=study,
         )
         save_run(result, self.run_dir)
         return result
+
+    def _inprocess(self) -> InProcessStudy | None:
+        """The pattern's in-process study, after the services (nothing else running)."""
+        spec = self.pattern.inprocess
+        if spec is None or not self.params["inprocess"]:
+            return None
+        machine = inprocess.Machine(
+            root=self.pattern.root,
+            spec=spec,
+            cpus=self.cpus.system,
+            workdir=self.run_dir / "inprocess",
+        )
+        workers = list(range(1, len(self.cpus.system) + 1))
+        self.progress.phase("in-process", "starting")
+        return inprocess.run_study(
+            machine,
+            inprocess.StudyParams.from_params(self.params),
+            workers,
+            lambda text: self.progress.phase("in-process", text),
+        )
 
     def _result(
         self,

@@ -19,7 +19,7 @@ from bench.results import (
 def test_round_trip(tmp_path: Path, sample_run: RunResult) -> None:
     path = save_run(sample_run, tmp_path / "r1")
     assert load_run(path) == sample_run
-    assert json.loads(path.read_text())["schema_version"] == 2
+    assert json.loads(path.read_text())["schema_version"] == 3
 
 
 def test_atomic_write_leaves_no_temp_file_behind(tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         ("not json", "not JSON"),
         ("[1, 2]", "not a patternbench result"),
         ('{"schema_version": 99}', "schema_version: 99 is not supported"),
-        ('{"schema_version": 1}', "schema_version: 1 is not supported (this patternbench reads 2)"),
+        ('{"schema_version": 1}', "schema_version: 1 is not supported (this patternbench reads 2, 3)"),
         ('{"run_id": "x"}', "schema_version: None is not supported"),
     ],
 )
