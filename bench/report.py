@@ -12,6 +12,7 @@ from pathlib import Path
 
 import markdown
 
+from bench import report_inprocess
 from bench.plots import latency_spectrum, throughput_latency
 from bench.results import Estimate, ImplementationResult, LoadPoint, RunResult, write_atomic
 
@@ -217,7 +218,14 @@ def _server_metrics(run: RunResult) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
-def render_markdown(run: RunResult, curve_png: str | None, spectra: list[tuple[str, str]]) -> str:
+def render_markdown(
+    run: RunResult,
+    curve_png: str | None,
+    spectra: list[tuple[str, str]],
+    reading: list[str] | None = None,
+    sections: list[str] | None = None,
+) -> str:
+    """The report; `reading` (bullets) goes first, `sections` after the service figures."""
     env, scenario = run.environment, run.scenario
     cpus = env.cpusets
     corrected = (
@@ -234,6 +242,10 @@ def render_markdown(run: RunResult, curve_png: str | None, spectra: list[tuple[s
         "HDR histograms. Figures are medians over the valid trials with their 95% bootstrap "
         "interval in brackets (with 3 to 5 trials, read it as the spread of the trials).",
         "",
+    ]
+    if reading:
+        lines += ["## Reading", "", *reading, ""]
+    lines += [
         "## Verdicts",
         "",
         *_verdicts(run),
@@ -243,8 +255,9 @@ def render_markdown(run: RunResult, curve_png: str | None, spectra: list[tuple[s
         *_results_table(run),
         "",
         "Server p99 is the bucket of the system's own latency histogram that its p99 lies in: "
-        "the server cannot say more. CPU % is the implementation's process tree in % of one "
-        "core; generator CPU % is the highest of the trials.",
+        "the server cannot say more. CPU % and peak RSS are the implementation's whole process "
+        "tree (a process pool's memory is the sum of its processes; shared pages count in each), "
+        "CPU in % of one core; generator CPU % is the highest of the trials.",
         "",
     ]
     if curve_png:
@@ -259,6 +272,7 @@ def render_markdown(run: RunResult, curve_png: str | None, spectra: list[tuple[s
             "that turns up early means a heavy tail. Dashed: uncorrected latency.",
             "",
         ]
+    lines += sections or []
     lines += _trials_table(run)
     lines += _server_metrics(run)
     params = ", ".join(f"`{k}={v}`" for k, v in sorted(scenario.params.items()))
@@ -293,7 +307,8 @@ def render(run: RunResult, run_dir: Path) -> tuple[Path, Path]:
         if latency_spectrum(run, rate, run_dir / png):
             title = f"latency by percentile at {rate:g} req/s" if rate else "latency by percentile"
             spectra.append((title, png))
-    text = render_markdown(run, curve, spectra)
+    reading, sections = report_inprocess.render(run, run_dir)
+    text = render_markdown(run, curve, spectra, reading, sections)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_atomic(md_path, text)
     body = markdown.markdown(text, extensions=["tables", "fenced_code", "md_in_html"])
