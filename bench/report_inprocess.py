@@ -279,7 +279,9 @@ def reading(run: RunResult) -> list[str]:
     """Bullets, each a finding with its figures, for the top of the report."""
     study = run.inprocess
     lines: list[str] = []
-    if study is not None and study.measurements:
+    if study is None:
+        return lines
+    if study.measurements:
         lines += _scaling_reading(study)
         lines += _crossover_reading(study)
         lines += _language_reading(run, study)
@@ -413,7 +415,7 @@ def _service_reading(run: RunResult) -> list[str]:
             f"highest rate meeting {run.scenario.slo}: {knees}."
         )
     else:
-        text = f"- As services under open-loop load at {rates} req/s: see the table below."
+        text = f"- As services under open-loop load at {rates} req/s: the table below."
     refused = []
     for impl in measured:
         top = impl.points[-1]

@@ -42,7 +42,10 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
         ("not json", "not JSON"),
         ("[1, 2]", "not a patternbench result"),
         ('{"schema_version": 99}', "schema_version: 99 is not supported"),
-        ('{"schema_version": 1}', "schema_version: 1 is not supported (this patternbench reads 2, 3)"),
+        (
+            '{"schema_version": 1}',
+            "schema_version: 1 is not supported (this patternbench reads 2, 3)",
+        ),
         ('{"run_id": "x"}', "schema_version: None is not supported"),
     ],
 )
@@ -54,6 +57,17 @@ def test_corrupt_or_foreign_files_get_one_line(tmp_path: Path, content: str, exp
     assert str(err.value).startswith(f"{path}: ")
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_version_2_file_still_loads(tmp_path: Path, sample_run: RunResult) -> None:
+    raw = json.loads(sample_run.model_dump_json())
+    raw["schema_version"] = 2
+    del raw["inprocess"]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(raw))
+    loaded = load_run(path)
+    assert loaded.inprocess is None
+    assert loaded.implementations == sample_run.implementations
 
 
 def test_a_missing_field_is_named(tmp_path: Path, sample_run: RunResult) -> None:
