@@ -31,8 +31,8 @@ def go_binaries() -> None:
 
 @pytest.fixture
 def port_offset() -> int:
-    """An offset that moves every fan-out port onto free ones, so tests run beside anything."""
-    ports = [8081, 8082, 9101, 9102]
+    """An offset that moves every pattern's ports onto free ones, so tests run beside anything."""
+    ports = [8081, 8082, 9101, 9102, 8091, 8092, 8093, 8094]
     for _ in range(50):
         offset = random.randrange(20_000, 40_000, 10)
         if not any(port_in_use(p + offset) for p in ports):
