@@ -204,7 +204,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             max_in_flight=args.max_in_flight,
         )
     )
-    data = load_url.summary(args.url, load)
+    data = load_url.summary(args.url, load, poisson=args.arrival == "poisson")
     print(load_url.text(data))
     if args.json:
         load_url.write_summary(Path(args.json), data)

@@ -126,8 +126,8 @@ def _pcts(p: Percentiles) -> LatencyPercentiles:
     return {"p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max}
 
 
-def summary(url: str, load: LoadStats) -> Summary:
-    reasons = headroom.invalid_reasons(load)
+def summary(url: str, load: LoadStats, *, poisson: bool = False) -> Summary:
+    reasons = headroom.invalid_reasons(load, poisson=poisson)
     return {
         "url": url,
         "engine": load.engine,

@@ -200,7 +200,7 @@ class PatternRun:
                 self.deploy.stop(proc)
         finally:
             self.deploy.stop(*supports)
-        reasons = headroom.invalid_reasons(load)
+        reasons = headroom.invalid_reasons(load, poisson=self.params["arrival"] == "poisson")
         return Trial(
             index=index,
             load=load,
