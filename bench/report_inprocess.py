@@ -298,30 +298,42 @@ def _scaling_reading(study: InProcessStudy) -> list[str]:
         return [f"- Only one CPU was available: no scaling figures ({ms:g} ms tasks)."]
     out: list[str] = []
     spin = Variant("spin", 0)
-    proc, go = efficiency(study, "python-processes", spin, ms), efficiency(study, "go", spin, ms)
-    if proc is not None or go is not None:
+    pools = [
+        (name, e)
+        for name in ("python-processes", "go")
+        if (e := efficiency(study, name, spin, ms)) is not None
+    ]
+    if pools:
+        verdicts = [f"{name} {e:.2f} ({_scales(e)})" for name, e in pools]
         out.append(
-            f"- **At {ms:g} ms tasks the process pool and Go scale with cores:** efficiency at "
-            f"{most} workers {_r2(proc)} (python-processes) and {_r2(go)} (go), where 1.0 is "
-            "perfect."
+            f"- **At {ms:g} ms tasks, efficiency at {most} workers** (1.0 is perfect, "
+            f"{1 / most:.2f} no gain): {'; '.join(verdicts)}."
         )
     parts = []
+    gil: dict[bool, list[float]] = {True: [], False: []}  # releases the GIL → efficiencies
     for variant in _variants(study):
         e = efficiency(study, "python-threads", variant, ms)
         if e is None:
             continue
         speed = e * most
+        releases = variant.kernel == "hash" and variant.size > 2047
+        gil[releases].append(e)
         why = (
             "hashlib releases the GIL while it hashes a block over 2 KiB"
-            if variant.kernel == "hash" and variant.size > 2047
+            if releases
             else "the GIL lets one thread run Python at a time"
             if variant.kernel == "spin"
             else "hashlib keeps the GIL for blocks this small, and the loop between calls is Python"
         )
         parts.append(f"{speed:.2f}× one thread on {variant.label} ({why})")
     if parts:
-        out.append(f"- **Threads scale only when the kernel releases the GIL:** {most} threads "
-                   f"give {'; '.join(parts)}.")  # fmt: skip
+        held, released = gil[False], gil[True]
+        lead = (
+            "Threads scale only when the kernel releases the GIL"
+            if held and released and max(held) < 0.75 <= min(released)
+            else "Threads"
+        )
+        out.append(f"- **{lead}:** {most} threads give {'; '.join(parts)}.")
     ft_parts = []
     for variant in _variants(study):
         e = efficiency(study, FREE_THREADED_IMPL, variant, ms)
@@ -331,6 +343,10 @@ def _scaling_reading(study: InProcessStudy) -> list[str]:
         out.append(f"- On free-threaded CPython ({study.free_threaded.version}) {most} threads "
                    f"give {', '.join(ft_parts)}: no GIL to serialise them.")  # fmt: skip
     return out
+
+
+def _scales(e: float) -> str:
+    return "scales" if e >= PAYS_OFF else "scales in part" if e >= 0.6 else "hardly scales"
 
 
 def _crossover_reading(study: InProcessStudy) -> list[str]:
@@ -348,9 +364,14 @@ def _crossover_reading(study: InProcessStudy) -> list[str]:
     even = crossing(speeds, 1.0)
     pays = crossing(speeds, PAYS_OFF * most)
     over = overhead_us(study, "python-processes", smallest)
+    lead = (
+        "A process pool needs tasks large enough to hide its overhead"
+        if s_small < PAYS_OFF * most
+        else "A process pool pays from the smallest task measured"
+    )
     text = (
-        f"- **A process pool needs tasks of a few ms to pay:** at {_task(smallest)} it runs "
-        f"{s_small:.2f}× the inline rate with {most} workers"
+        f"- **{lead}:** at {_task(smallest)} it runs {s_small:.2f}× the inline rate with {most} "
+        "workers"
     )
     if over is not None and over > 0:
         text += (
@@ -358,12 +379,13 @@ def _crossover_reading(study: InProcessStudy) -> list[str]:
             "(pickling the task and its result, the pipe, the executor's bookkeeping), which a "
             "short task cannot hide"
         )
-    text += f". It breaks even near {_task(even)}" if even is not None and even > smallest else ""
-    text += (
-        f" and reaches {PAYS_OFF:.0%} of the ideal {most}× from about {_task(pays)}."
-        if pays is not None
-        else f" and does not reach {PAYS_OFF:.0%} of the ideal {most}× at any size measured."
-    )
+    text += "."
+    if even is not None and even > smallest:
+        text += f" It breaks even near {_task(even)}."
+    if pays is not None and pays > smallest:
+        text += f" It reaches {PAYS_OFF:.0%} of the ideal {most}× from about {_task(pays)}."
+    elif pays is None:
+        text += f" It does not reach {PAYS_OFF:.0%} of the ideal {most}× at any size measured."
     out = [text]
     winners = []
     for ms in study.task_ms:
@@ -415,7 +437,7 @@ def _service_reading(run: RunResult) -> list[str]:
             f"highest rate meeting {run.scenario.slo}: {knees}."
         )
     else:
-        text = f"- As services under open-loop load at {rates} req/s: the table below."
+        return []
     refused = []
     for impl in measured:
         top = impl.points[-1]

@@ -70,5 +70,5 @@ def test_every_service_is_verified_and_measured_and_the_study_reported(
     assert text.index("## Reading") < text.index("## Verdicts") < text.index("## Pools without")
     assert result.environment.cpusets.shared  # the system has every CPU, the generator one
     assert "efficiency at 2 workers" in text or len(study.cpus) < 2
-    assert "highest rate meeting p99<=200ms" in text
+    assert "highest rate meeting p99 ≤ 200 ms" in text
     assert "Free-threaded CPython:" in text

@@ -80,17 +80,25 @@ def test_the_reading_states_each_finding_with_its_figures() -> None:
         update={"inprocess": study()}
     )
     text = "\n".join(report_inprocess.reading(run))
-    assert "efficiency at 2 workers 1.00 (python-processes) and 0.99 (go)" in text
+    assert (
+        "efficiency at 2 workers** (1.0 is perfect, 0.50 no gain): python-processes 1.00 " in text
+    )
+    assert "(scales); go 0.99 (scales)." in text
+    assert "Threads scale only when the kernel releases the GIL:** 2 threads give" in text
     assert "1.00× one thread on spin (the GIL" in text
     assert "1.90× one thread on hash 1 MiB (hashlib releases the GIL" in text
     assert "0.95× one thread on hash 64 B" in text
-    assert "at 0.1 ms it runs 0.50× the inline rate with 2 workers" in text
+    assert (
+        "needs tasks large enough to hide its overhead:** at 0.1 ms it runs 0.50× the inline rate "
+        in text
+    )
     assert "about 100 µs more on a worker process" in text
     # Speedup 0.5 at 0.1 ms and 1.5 at 1 ms: break-even at 10^(log10(0.1) + 0.5) ms.
     assert "breaks even near 0.32 ms" in text
     assert "0.1 ms: python-sync (1.00×); 1 ms: python-processes (1.50×)" in text
     assert "about 100 times faster" in text
     assert "Free-threaded CPython: not available: looked for python3.13t" in text
+    assert "open-loop" not in text  # one rate, no SLO: nothing to say of the services
 
 
 def test_the_report_carries_the_reading_first_and_the_pool_sections(tmp_path: Path) -> None:
