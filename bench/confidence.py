@@ -65,7 +65,10 @@ def median_ci(
     if values.min() == values.max():
         return Estimate(median=median, low=median, high=median, n=values.size)
     low, high = _bootstrap_interval(values, confidence, resamples, seed)
-    return Estimate(median=median, low=low, high=high, n=values.size)
+    # BCa corrects for bias and skew, and with a handful of skewed samples it can place the
+    # interval wholly beside the sample median; report it widened to contain the median, so that
+    # every reader (tables, error bars) may rely on low <= median <= high.
+    return Estimate(median=median, low=min(low, median), high=max(high, median), n=values.size)
 
 
 def summarize(
