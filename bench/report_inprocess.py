@@ -36,6 +36,8 @@ INLINE = "python-sync"
 ORDER = ("python-sync", "python-threads", FREE_THREADED_IMPL, "python-processes", "go")
 #: Efficiency from which a pool is said to pay off.
 PAYS_OFF = 0.9
+#: A p99 beyond this, at a point where the service refused work, waited outside its queue.
+BACKLOG_MS = 1000.0
 
 Key = tuple[str, str, int, float, int]  # implementation, kernel, size, task_ms, workers
 
@@ -438,18 +440,37 @@ def _service_reading(run: RunResult) -> list[str]:
         )
     else:
         return []
-    refused = []
+    refused: list[str] = []
+    backlog: list[str] = []
     for impl in measured:
         top = impl.points[-1]
-        errors = top.summary.get("error_rate")
-        if errors is not None and errors.median > 0.001:
-            rate = f"{top.target_rps:,.0f}" if top.target_rps else "the top rate"
-            refused.append(f"{impl.name} {100 * errors.median:.1f}% at {rate} req/s")
+        errors, p99 = top.summary.get("error_rate"), top.summary.get("p99")
+        if errors is None or p99 is None or errors.median <= 0.001:
+            continue
+        rate = f"{top.target_rps:,.0f}" if top.target_rps else "the top rate"
+        refused.append(
+            f"{impl.name} refused {100 * errors.median:.1f}% at {rate} req/s with p99 "
+            f"{p99.median:,.0f} ms"
+        )
+        if p99.median > BACKLOG_MS:
+            backlog.append(impl.name)
     if refused:
         text += (
-            " Past its capacity a bounded queue refuses work (503 with Retry-After) instead of "
-            f"letting latency grow without bound: {'; '.join(refused)}."
+            " Past capacity the bounded queue answers 503 with Retry-After instead of queueing "
+            f"without bound: {'; '.join(refused)}."
         )
+    if backlog:
+        text += (
+            f" A p99 of seconds beside refusals ({', '.join(backlog)}) means requests waited "
+            "before the service read them, where no bound applies"
+        )
+        if any("threads" in name for name in backlog):
+            text += (
+                ": with threads, the workers hold the GIL the event loop needs to read and "
+                "refuse requests (a thread waiting for the GIL may wait 5 ms, sys.getswitchinterval(), "
+                "per hand-over)"
+            )
+        text += "."
     return [text]
 
 

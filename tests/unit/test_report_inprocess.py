@@ -9,7 +9,13 @@ import pytest
 from bench import report, report_inprocess
 from bench.inprocess import Variant
 from bench.report_inprocess import crossing, efficiency, overhead_us, speedup_over_inline
-from bench.results import Estimate, FreeThreaded, InProcessMeasurement, InProcessStudy
+from bench.results import (
+    Estimate,
+    FreeThreaded,
+    ImplementationResult,
+    InProcessMeasurement,
+    InProcessStudy,
+)
 from tests.unit.conftest import make_run, measured
 
 SPIN, BIG, SMALL = Variant("spin", 0), Variant("hash", 1 << 20), Variant("hash", 64)
@@ -120,3 +126,23 @@ def test_a_run_without_a_study_has_no_pool_sections(tmp_path: Path) -> None:
     md, _ = report.render(run, tmp_path)
     assert "Pools without" not in md.read_text()
     assert "## Reading" not in md.read_text()
+
+
+def test_the_reading_tells_a_bounded_refusal_from_a_backlog_before_the_service() -> None:
+    def overloaded(name: str, p99_ms: float) -> ImplementationResult:
+        impl = measured(name, [1000] * 50, rates=(100.0, 200.0), knee=100.0)
+        top = impl.points[-1]
+        summary = {**top.summary, "error_rate": Estimate(median=0.25, low=0.2, high=0.3, n=3),
+                   "p99": Estimate(median=p99_ms, low=p99_ms, high=p99_ms, n=3)}  # fmt: skip
+        return impl.model_copy(
+            update={"points": [impl.points[0], top.model_copy(update={"summary": summary})]}
+        )
+
+    run = make_run(
+        overloaded("python-sync", 78.0), overloaded("python-threads", 4161.0), slo="p99<=50ms"
+    ).model_copy(update={"inprocess": study()})
+    text = "\n".join(report_inprocess.reading(run))
+    assert "python-sync refused 25.0% at 200 req/s with p99 78 ms" in text
+    assert "python-threads refused 25.0% at 200 req/s with p99 4,161 ms" in text
+    assert "beside refusals (python-threads) means requests waited before the service" in text
+    assert "the workers hold the GIL the event loop needs" in text
