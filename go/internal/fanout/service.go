@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/patternbench/patternbench/go/internal/contract"
+	"github.com/patternbench/patternbench/go/internal/httpjson"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -94,7 +94,7 @@ func New(cfg Config) (*Service, error) {
 	mux.HandleFunc("/catalog/{item_id...}", s.counted(s.catalog))
 	mux.HandleFunc("/catalog", s.counted(notFound)) // not a redirect to /catalog/
 	mux.HandleFunc("/healthz", s.getOnly(func(w http.ResponseWriter, _ *http.Request) {
-		writeBody(w, http.StatusOK, healthyBody)
+		httpjson.Write(w, http.StatusOK, healthyBody)
 	}))
 	mux.HandleFunc("/metrics", s.getOnly(s.m.handler.ServeHTTP))
 	mux.HandleFunc("/", s.counted(notFound))
@@ -140,20 +140,20 @@ func (s *Service) getOnly(h http.HandlerFunc) http.HandlerFunc {
 // Python implementation's, so that the two answer byte for byte alike.
 var (
 	healthyBody    = []byte(`{"status":"ok"}`)
-	badItemBody    = mustEnvelope("invalid_argument", "item_id must match ^[A-Za-z0-9_-]{1,64}$")
-	notFoundBody   = mustEnvelope("not_found", "no such path")
-	notAllowedBody = mustEnvelope("method_not_allowed", "only GET is allowed here")
-	overloadedBody = mustEnvelope("overloaded", "too many requests in flight, retry later")
+	badItemBody    = httpjson.Envelope("invalid_argument", "item_id must match ^[A-Za-z0-9_-]{1,64}$")
+	notFoundBody   = httpjson.Envelope("not_found", "no such path")
+	notAllowedBody = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
+	overloadedBody = httpjson.Envelope("overloaded", "too many requests in flight, retry later")
 )
 
 func notFound(w http.ResponseWriter, _ *http.Request) int {
-	writeBody(w, http.StatusNotFound, notFoundBody)
+	httpjson.Write(w, http.StatusNotFound, notFoundBody)
 	return http.StatusNotFound
 }
 
 func methodNotAllowed(w http.ResponseWriter, _ *http.Request) int {
 	w.Header()["Allow"] = []string{http.MethodGet}
-	writeBody(w, http.StatusMethodNotAllowed, notAllowedBody)
+	httpjson.Write(w, http.StatusMethodNotAllowed, notAllowedBody)
 	return http.StatusMethodNotAllowed
 }
 
@@ -166,14 +166,14 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 	}
 	item := r.PathValue("item_id")
 	if !contract.ValidID(item) {
-		writeBody(w, http.StatusBadRequest, badItemBody)
+		httpjson.Write(w, http.StatusBadRequest, badItemBody)
 		return http.StatusBadRequest
 	}
 	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
 		s.inFlight.Add(-1)
 		h := w.Header()
 		h["Retry-After"] = []string{"1"}
-		writeBody(w, http.StatusServiceUnavailable, overloadedBody)
+		httpjson.Write(w, http.StatusServiceUnavailable, overloadedBody)
 		return http.StatusServiceUnavailable
 	}
 	defer s.inFlight.Add(-1)
@@ -234,7 +234,7 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 	} else {
 		b = append(b, `],"degraded":false}`...)
 	}
-	writeBody(w, http.StatusOK, b)
+	httpjson.Write(w, http.StatusOK, b)
 	return http.StatusOK
 }
 
@@ -356,31 +356,4 @@ func (s *Service) fetch(ctx context.Context, url string) (json.RawMessage, outco
 		return nil, outError, nil
 	}
 	return body, outOK, nil
-}
-
-// writeBody sends a complete JSON answer in one write, with its length, so
-// that net/http needs no chunking.
-func writeBody(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// mustEnvelope renders the contract's error envelope with encoding/json, so
-// that messages are escaped correctly; it runs once per message, at start-up.
-func mustEnvelope(code, message string) []byte {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	e.Error.Code, e.Error.Message = code, message
-	b, err := json.Marshal(&e)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/patternbench/patternbench/go/internal/httpjson"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -92,9 +93,9 @@ func newService(cfg Config, do func(Task) string) (*Service, error) {
 		jobs: make(chan *task, cfg.Workers+cfg.Queue),
 		do:   do,
 		quit: make(chan struct{}),
-		overloadedBody: mustEnvelope("overloaded",
+		overloadedBody: httpjson.Envelope("overloaded",
 			fmt.Sprintf("%d tasks (workers + queue) already admitted, retry later", cfg.Workers+cfg.Queue)),
-		deadlineBody: mustEnvelope("deadline_exceeded",
+		deadlineBody: httpjson.Envelope("deadline_exceeded",
 			fmt.Sprintf("the task did not finish within %d ms", cfg.Timeout.Milliseconds())),
 	}
 	s.m = newMetrics(cfg.Workers, &s.admitted)
@@ -187,7 +188,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			methodNotAllowed(w, r.Method, "GET")
 			return
 		}
-		writeBody(w, http.StatusOK, healthyBody)
+		httpjson.Write(w, http.StatusOK, healthyBody)
 	case "/metrics":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, r.Method, "GET")
@@ -204,7 +205,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // messages follow the Python service's wording.
 var (
 	healthyBody  = []byte(`{"status":"ok"}`)
-	shutdownBody = mustEnvelope("overloaded", "the service is shutting down, retry later")
+	shutdownBody = httpjson.Envelope("overloaded", "the service is shutting down, retry later")
 )
 
 // work serves /work and returns the status it answered. Validation comes
@@ -226,7 +227,7 @@ func (s *Service) work(w http.ResponseWriter, r *http.Request) int {
 		req, err = s.parseBody(w, r)
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) { // the body did not arrive in time
-		writeBody(w, http.StatusGatewayTimeout, s.deadlineBody)
+		httpjson.Write(w, http.StatusGatewayTimeout, s.deadlineBody)
 		return http.StatusGatewayTimeout
 	}
 	if err != nil {
@@ -235,7 +236,7 @@ func (s *Service) work(w http.ResponseWriter, r *http.Request) int {
 
 	if !s.admit() {
 		w.Header()["Retry-After"] = []string{"1"}
-		writeBody(w, http.StatusServiceUnavailable, s.overloadedBody)
+		httpjson.Write(w, http.StatusServiceUnavailable, s.overloadedBody)
 		return http.StatusServiceUnavailable
 	}
 	t := &task{Task: req.task(), ctx: ctx, done: make(chan string, 1)}
@@ -244,7 +245,7 @@ func (s *Service) work(w http.ResponseWriter, r *http.Request) int {
 	default: // cannot happen while every queued task holds a slot
 		s.admitted.Add(-1)
 		w.Header()["Retry-After"] = []string{"1"}
-		writeBody(w, http.StatusServiceUnavailable, s.overloadedBody)
+		httpjson.Write(w, http.StatusServiceUnavailable, s.overloadedBody)
 		return http.StatusServiceUnavailable
 	}
 
@@ -255,15 +256,15 @@ func (s *Service) work(w http.ResponseWriter, r *http.Request) int {
 		select {
 		case out = <-t.done: // finished as the deadline passed: the work is done
 		default:
-			writeBody(w, http.StatusGatewayTimeout, s.deadlineBody)
+			httpjson.Write(w, http.StatusGatewayTimeout, s.deadlineBody)
 			return http.StatusGatewayTimeout
 		}
 	case <-s.quit:
 		w.Header()["Retry-After"] = []string{"1"}
-		writeBody(w, http.StatusServiceUnavailable, shutdownBody)
+		httpjson.Write(w, http.StatusServiceUnavailable, shutdownBody)
 		return http.StatusServiceUnavailable
 	}
-	writeBody(w, http.StatusOK, req.answer(out))
+	httpjson.Write(w, http.StatusOK, req.answer(out))
 	return http.StatusOK
 }
 
@@ -546,34 +547,8 @@ func methodNotAllowed(w http.ResponseWriter, method, allow string) int {
 
 // writeError sends the contract's error envelope and returns status.
 func writeError(w http.ResponseWriter, status int, code, message string) int {
-	writeBody(w, status, mustEnvelope(code, message))
+	httpjson.Write(w, status, httpjson.Envelope(code, message))
 	return status
-}
-
-// writeBody sends a complete JSON answer in one write, with its length.
-func writeBody(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// mustEnvelope renders the error envelope with encoding/json, so that
-// messages quoting client input are escaped correctly.
-func mustEnvelope(code, message string) []byte {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	e.Error.Code, e.Error.Message = code, message
-	b, err := json.Marshal(&e)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // metrics holds the contract's series in a private registry, with the label
