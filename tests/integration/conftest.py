@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from bench.catalog import Pattern, load_pattern
 from bench.cpusets import plan
 from bench.launcher import port_in_use
 from bench.runner import RunOptions
+from tests.integration.service_process import Proc
 
 REPO = Path(__file__).resolve().parents[2]
 FANOUT = REPO / "systems" / "fanout"
@@ -27,6 +28,15 @@ SHORT = {"duration_s": "2", "warmup_s": "1", "rate": "150", "rates": "", "trials
 def go_binaries() -> None:
     """Build the Go binaries once, as a fresh clone needs."""
     subprocess.run(["go", "build", "-o", "bin/", "./cmd/..."], cwd=REPO / "go", check=True)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes started by a test (see service_process.py); all stopped at its end."""
+    started: list[Proc] = []
+    yield started
+    for p in reversed(started):
+        p.stop()
 
 
 @pytest.fixture

@@ -9,20 +9,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import queue
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.integration.service_process import Proc, metric, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -31,55 +28,6 @@ GO_DIR = ROOT / "go"
 SIM_BIN = GO_DIR / "bin" / "latencysim"
 VECTORS = json.loads((ROOT / "systems" / "fanout" / "vectors.json").read_text())
 ANY_STRING = "<any-string>"
-LISTENING = re.compile(r"listening on (\S+)")
-
-
-class Proc:
-    """A child process whose stderr is drained by a thread; lines go to a queue and a log."""
-
-    def __init__(self, argv: list[str], env: Mapping[str, str] | None = None) -> None:
-        self.argv = argv
-        self.popen = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=None if env is None else {**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def wait_listening(self, count: int, timeout: float = 10.0) -> list[str]:
-        """The addresses of the first ``count`` ``listening on ADDR`` lines."""
-        addrs: list[str] = []
-        end = time.monotonic() + timeout
-        while len(addrs) < count:
-            try:
-                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                pytest.fail(f"{self.argv[0]} not ready; stderr: {''.join(self.log)!r}")
-            if m := LISTENING.search(line):
-                addrs.append(m.group(1))
-        return addrs
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +44,6 @@ def latencysim() -> Path:
             timeout=300,
         )
     return SIM_BIN
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    """Processes started by a test; all stopped at its end."""
-    started: list[Proc] = []
-    yield started
-    for p in reversed(started):
-        p.stop()
 
 
 def start_sim(
@@ -130,7 +69,7 @@ def service_argv(replicas: list[str], **flags: object) -> list[str]:
 def start_service(procs: list[Proc], replicas: list[str], **flags: object) -> tuple[Proc, str]:
     proc = Proc(service_argv(replicas, **flags))
     procs.append(proc)
-    return proc, proc.wait_listening(1)[0]
+    return proc, proc.wait_listening()[0]
 
 
 def request(
@@ -144,35 +83,6 @@ def request(
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
-
-
-def metric(addr: str, name: str, **labels: str) -> float:
-    """One sample from a Prometheus endpoint (0 when absent)."""
-    _, _, body = request(addr, "/metrics")
-    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}")
-    for line in body.decode().splitlines():
-        if line.startswith(name) and " " in line:
-            series, value = line.rsplit(" ", 1)
-            if _canonical(series) == want or (not labels and series == name):
-                return float(value)
-    return 0.0
-
-
-def _canonical(series: str) -> str:
-    if "{" not in series:
-        return series + "{}"
-    name, rest = series.split("{", 1)
-    pairs = sorted(re.findall(r'(\w+)="([^"]*)"', rest))
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def matches(expected: object, actual: object) -> bool:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,70 +25,16 @@ import pytest
 from bench.verify import check, load_vectors
 from systems.workerpool.kernels import spin
 from systems.workerpool.metrics import DURATION_BUCKETS
+from tests.integration.service_process import Proc, metric, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = load_vectors(ROOT / "systems" / "workerpool" / "vectors.json")
 POOLS = ("sync", "threads", "processes")
-LISTENING = re.compile(r"listening on (\S+)")
 SLOW = 3_000_000  # rounds of spin: about 0.6 s on a 2-core CI machine, 0.2 s on a fast one
 
 Answer = tuple[int, dict[str, str], bytes]
-
-
-class Proc:
-    """The service as a child process whose stderr is drained by a thread into a queue."""
-
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.popen = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def wait_listening(self, timeout: float = 20.0) -> str:
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, end - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                pytest.fail(f"service not ready; stderr: {''.join(self.log)!r}")
-            if m := LISTENING.search(line):
-                return m.group(1)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    """Services started by a test; all stopped at its end."""
-    started: list[Proc] = []
-    yield started
-    for p in reversed(started):
-        p.stop()
 
 
 def service_argv(pool: str | None, **flags: object) -> list[str]:
@@ -105,7 +49,7 @@ def service_argv(pool: str | None, **flags: object) -> list[str]:
 def start(procs: list[Proc], pool: str, **flags: object) -> tuple[Proc, str]:
     proc = Proc(service_argv(pool, **flags))
     procs.append(proc)
-    return proc, proc.wait_listening()
+    return proc, proc.wait_listening(timeout=20.0)[0]
 
 
 def connect(addr: str, timeout: float = 20.0) -> http.client.HTTPConnection:
@@ -130,29 +74,6 @@ def request(
     addr: str, path: str, method: str = "GET", body: bytes | None = None, timeout: float = 20.0
 ) -> Answer:
     return exchange(connect(addr, timeout), path, method, body)
-
-
-def metric(addr: str, name: str, **labels: str) -> float:
-    """One sample from /metrics (0 when absent); labels must match exactly."""
-    _, _, body = request(addr, "/metrics")
-    want = dict(labels)
-    for line in body.decode().splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        series, value = line.rsplit(" ", 1)
-        base, _, rest = series.partition("{")
-        if base == name and dict(re.findall(r'(\w+)="([^"]*)"', rest)) == want:
-            return float(value)
-    return 0.0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def spin_path(seed: int, rounds: int) -> str:
