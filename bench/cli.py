@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import engine_check, load_url, report
+from bench import compare, engine_check, gate_report, load_url, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.gate_report import Side
 from bench.load import LoadError
 from bench.results import ResultFileError, RunResult, load_run, resolve_run
 from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions
@@ -184,6 +185,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    runs_dir = Path(args.runs_dir) if args.runs_dir else _root() / "results" / "runs"
+    paths = [resolve_run(ref, runs_dir) for ref in (args.base, args.head)]
+    base, head = (load_run(path) for path in paths)
+    samples, problems = compare.pair_samples(base, head)
+    comparisons = compare.decide(samples, alpha=args.alpha, min_effect=args.min_effect / 100)
+    sides = [
+        Side(label=run.run_id, git_sha=run.environment.git_sha, runs=[str(path.parent)])
+        for run, path in zip((base, head), paths, strict=True)
+    ]
+    result = gate_report.make_result(
+        sides[0], sides[1], comparisons, problems, alpha=args.alpha,
+        min_effect=args.min_effect / 100,
+    )  # fmt: skip
+    out = Path(args.out) if args.out else paths[1].parent / f"compare-{base.run_id}"
+    md = gate_report.save(result, out)
+    print(md.read_text(encoding="utf-8"))  # stdout: e.g. >> $GITHUB_STEP_SUMMARY
+    console.print(f"gate: {out / 'gate.json'}\n      {md}", soft_wrap=True)
+    return result.exit_code
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 100.0:
+        raise argparse.ArgumentTypeError(f"must be a percentage in 0..100, not {text}")
+    return value
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     root = _root()
     if args.engine == "loadgen":
@@ -290,6 +326,22 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "engines", help="measure the load engines' headroom against wrk and plain Locust"
     ).set_defaults(func=cmd_engines)
+
+    cmp = sub.add_parser(
+        "compare",
+        help="decide whether a stored run (head) regressed against another (base)",
+        description="Exit status: 0 no regression, 1 regression, 2 undecided or bad input.",
+    )
+    cmp.add_argument("base", help="run id, run folder or run.json of the base")
+    cmp.add_argument("head", help="run id, run folder or run.json of the head")
+    cmp.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
+                     help="false discovery rate across the comparisons (default 0.05)")  # fmt: skip
+    cmp.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
+                     metavar="PCT", help="smallest change worth calling, %% (default 5)",
+                     )  # fmt: skip
+    cmp.add_argument("--out", help="folder for gate.json and gate.md (default: beside head)")
+    cmp.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
+    cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")

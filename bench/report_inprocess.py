@@ -467,8 +467,8 @@ def _service_reading(run: RunResult) -> list[str]:
         if any("threads" in name for name in backlog):
             text += (
                 ": with threads, the workers hold the GIL the event loop needs to read and "
-                "refuse requests (a thread waiting for the GIL may wait 5 ms, sys.getswitchinterval(), "
-                "per hand-over)"
+                "refuse requests (a thread waiting for the GIL may wait 5 ms, "
+                "sys.getswitchinterval(), per hand-over)"
             )
         text += "."
     return [text]
