@@ -2,6 +2,7 @@
 #   make bench      quick profile of every pattern; prints where the report is
 #   make test       lint, type check, Python and Go tests
 #   make report     re-render the report of a run (RUN=<run-id>, default: the newest)
+#   make gate       the regression gate of BASE (default: the merge base with main) vs HEAD
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -12,10 +13,10 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 GO ?= go
-GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello
+GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
 
-.PHONY: help setup bench bench-engines test pytest gotest lint typecheck report clean
+.PHONY: help setup bench bench-engines test pytest gotest lint typecheck report gate clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
@@ -24,6 +25,7 @@ help:
 	@echo "make lint       ruff check + format check, gofmt, go vet"
 	@echo "make typecheck  mypy --strict"
 	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
+	@echo "make gate       the regression gate: BASE (default: merge base with main) vs HEAD"
 
 # The virtual environment, from the lock file; redone only when the lock or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -45,6 +47,14 @@ bench: setup
 bench-engines: setup
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/patternbench engines
+
+# The regression gate: both revisions in worktrees, the gate profile interleaved, exit 0/1/2.
+BASE ?= $(shell git merge-base HEAD origin/main 2>/dev/null || git merge-base HEAD main 2>/dev/null)
+HEAD_REF ?= HEAD
+gate: setup
+	@test -n "$(BASE)" || { echo "make gate: no merge base with main; give BASE=<ref>"; exit 2; }
+	$(BIN)/patternbench gate --base $(BASE) --head $(HEAD_REF) \
+		$(if $(PATTERNS),--patterns $(PATTERNS)) $(if $(BUDGET),--budget $(BUDGET))
 
 test: lint typecheck pytest gotest
 

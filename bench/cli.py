@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import compare, engine_check, gate_report, load_url, report
+from bench import compare, engine_check, gate, gate_report, load_url, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.gate import GateError
 from bench.gate_report import Side
 from bench.load import LoadError
 from bench.results import ResultFileError, RunResult, load_run, resolve_run
@@ -206,6 +207,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    root = _root()
+    options = gate.GateOptions(
+        base=args.base,
+        head=args.head,
+        patterns=args.patterns.split(",") if args.patterns else None,
+        budget_min=args.budget,
+        alpha=args.alpha,
+        min_effect=args.min_effect / 100,
+        out_dir=Path(args.out) if args.out else None,
+        overrides=_params(args.param),
+        port_offset=args.port_offset,
+    )
+    result, out = gate.run_gate(root, options, say=lambda line: console.print(f"gate: {line}"))
+    print((out / "gate.md").read_text(encoding="utf-8"))  # stdout: e.g. >> $GITHUB_STEP_SUMMARY
+    console.print(f"gate: {out / 'gate.json'}\n      {out / 'gate.md'}", soft_wrap=True)
+    return result.exit_code
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -343,6 +363,27 @@ def parser() -> argparse.ArgumentParser:
     cmp.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     cmp.set_defaults(func=cmd_compare)
 
+    gat = sub.add_parser(
+        "gate",
+        help="measure two git revisions interleaved and decide whether head regressed",
+        description="Exit status: 0 no regression, 1 regression, 2 undecided or could not run.",
+    )
+    gat.add_argument("--base", required=True, help="git ref of the base (e.g. the merge base)")
+    gat.add_argument("--head", default="HEAD", help="git ref of the head (default HEAD)")
+    gat.add_argument("--patterns", help="comma-separated patterns (default: all on both sides)")
+    gat.add_argument("--budget", type=float, metavar="MINUTES",
+                     help="cap the trials so the measurement fits this many minutes")  # fmt: skip
+    gat.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
+                     help="false discovery rate across the comparisons (default 0.05)")  # fmt: skip
+    gat.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
+                     metavar="PCT", help="smallest change worth calling, %% (default 5)",
+                     )  # fmt: skip
+    gat.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a parameter of the gate profile")  # fmt: skip
+    gat.add_argument("--out", help="folder for gate.json, gate.md and the runs")
+    gat.add_argument("--port-offset", type=int, default=0, help="add N to every port")
+    gat.set_defaults(func=cmd_gate)
+
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
     rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
@@ -354,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError) as e:
+    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError, GateError) as e:
         print(f"patternbench: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

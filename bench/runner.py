@@ -69,6 +69,11 @@ class RunOptions:
     runs_dir: Path
     run_id: str | None = None
     port_offset: int = 0
+    #: Where the load generator is built and run from (default: the pattern's root). The gate
+    #: measures two revisions' systems with the one generator of the checkout running it.
+    tools_root: Path | None = None
+    #: Check the test vectors before timing (the gate checks them on its first round only).
+    verify: bool = True
 
 
 def new_run_id(pattern: str) -> str:
@@ -86,6 +91,7 @@ class PatternRun:
         self.run_id = options.run_id or new_run_id(pattern.pattern)
         self.run_dir = options.runs_dir / self.run_id
         self.cpus = options.cpusets
+        self.tools_root = options.tools_root or pattern.root
         self.supervisor = Supervisor()
         names = options.implementations or list(pattern.implementations)
         unknown = [n for n in names if n not in pattern.implementations]
@@ -117,7 +123,7 @@ class PatternRun:
     # ---- verify -----------------------------------------------------------------------------
 
     def _verify(self, name: str) -> list[str]:
-        if self.pattern.vectors is None:
+        if self.pattern.vectors is None or not self.options.verify:
             return []
         try:
             vectors = load_vectors(self.pattern.folder / self.pattern.vectors)
@@ -183,7 +189,7 @@ class PatternRun:
                 advance = lambda done: self.progress.advance(name, done)  # noqa: E731
                 try:
                     if p["engine"] == "loadgen":
-                        binary = self.pattern.root / "go" / "bin" / "loadgen"
+                        binary = self.tools_root / "go" / "bin" / "loadgen"
                         load = loadgen_engine.run(binary, spec, self.supervisor, window, advance)
                     else:
                         load = locust_engine.run(spec, self.supervisor, window, advance)
@@ -280,7 +286,7 @@ class PatternRun:
                 if support.build is not None:
                     build(support.build, self.pattern.root, log)
             if self.params["engine"] == "loadgen":
-                build(LOADGEN_BUILD, self.pattern.root, log)
+                build(LOADGEN_BUILD, self.tools_root, log)
         except ImplFailed as e:
             failure = ImplFailed(f"harness build: {e}", e.stderr_tail)
             self.failures.update(dict.fromkeys(self.names, failure))
