@@ -213,6 +213,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         base=args.base,
         head=args.head,
         patterns=args.patterns.split(",") if args.patterns else None,
+        implementations=args.impl,
         budget_min=args.budget,
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
@@ -371,6 +372,7 @@ def parser() -> argparse.ArgumentParser:
     gat.add_argument("--base", required=True, help="git ref of the base (e.g. the merge base)")
     gat.add_argument("--head", default="HEAD", help="git ref of the head (default HEAD)")
     gat.add_argument("--patterns", help="comma-separated patterns (default: all on both sides)")
+    gat.add_argument("--impl", action="append", help="only this implementation (repeatable)")
     gat.add_argument("--budget", type=float, metavar="MINUTES",
                      help="cap the trials so the measurement fits this many minutes")  # fmt: skip
     gat.add_argument("--alpha", type=_fraction, default=compare.ALPHA,

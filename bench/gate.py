@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import compare, gate_report
+from bench import compare, gate_report, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import plan
 from bench.results import ImplementationResult, LoadPoint, ParamValue, RunResult, save_run
@@ -48,6 +48,7 @@ class GateOptions:
     base: str
     head: str
     patterns: list[str] | None = None
+    implementations: list[str] | None = None
     budget_min: float | None = None
     alpha: float = compare.ALPHA
     min_effect: float = compare.MIN_EFFECT
@@ -176,8 +177,10 @@ def run_gate(
                 pair = {s: catalogs[s][name] for s in SIDES}
                 merged = _measure(root, pair, options, out, progress, say, warnings)
                 for side in SIDES:
-                    runs_by_side[side].append(str(out / f"{side}-{name}"))
-                    save_run(merged[side], out / f"{side}-{name}")
+                    folder = out / f"{side}-{name}"
+                    runs_by_side[side].append(str(folder))
+                    save_run(merged[side], folder)
+                    report.render(merged[side], folder)
                 found, trouble = compare.pair_samples(merged["base"], merged["head"])
                 samples += found
                 problems += trouble
@@ -232,7 +235,7 @@ def _measure(
                 RunOptions(
                     profile=profile,
                     overrides=overrides,
-                    implementations=None,
+                    implementations=options.implementations,
                     cpusets=cpus,
                     runs_dir=out / "rounds",
                     run_id=f"{side}-{base.pattern}-{round_index}",
