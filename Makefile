@@ -14,6 +14,8 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 GO ?= go
 GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool
+ACTIONLINT_VERSION := v1.7.7
+ACTIONLINT := .tools/actionlint
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
 
 .PHONY: help setup bench bench-engines test pytest gotest lint typecheck report gate clean
@@ -22,7 +24,7 @@ help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
 	@echo "make test       lint, type-check and run the Python and Go tests"
 	@echo "make bench-engines  the load engines' headroom (loadgen vs wrk, Locust recording cost)"
-	@echo "make lint       ruff check + format check, gofmt, go vet"
+	@echo "make lint       actionlint, ruff check + format check, gofmt, go vet"
 	@echo "make typecheck  mypy --strict"
 	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
 	@echo "make gate       the regression gate: BASE (default: merge base with main) vs HEAD"
@@ -64,7 +66,12 @@ pytest: setup
 gotest:
 	cd go && $(GO) test -race -count=1 ./...
 
-lint: $(STAMP)
+# actionlint checks .github/workflows; installed with the Go toolchain, pinned, into .tools/.
+$(ACTIONLINT):
+	GOBIN=$(CURDIR)/.tools $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint: $(STAMP) $(ACTIONLINT)
+	$(ACTIONLINT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@unformatted=$$(gofmt -l go); if [ -n "$$unformatted" ]; then \

@@ -20,11 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import compare, engine_check, gate, gate_report, load_url, report
+from bench import compare, engine_check, gate, gate_report, history, load_url, report
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
 from bench.gate import GateError
 from bench.gate_report import Side
+from bench.history import HistoryError
 from bench.load import LoadError
 from bench.results import ResultFileError, RunResult, load_run, resolve_run
 from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions
@@ -227,6 +228,23 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    root = _root()
+    path = Path(args.history) if args.history else root / "results" / "history" / "history.jsonl"
+    if args.action == "append":
+        if not args.run:
+            raise HistoryError("history append: give the run to append (id, folder or run.json)")
+        runs_dir = Path(args.runs_dir) if args.runs_dir else root / "results" / "runs"
+        run = load_run(resolve_run(args.run, runs_dir))
+        count = history.append(run, path)
+        console.print(f"history: {count} lines of {run.run_id} appended to {path}")
+        return EXIT_OK
+    out = Path(args.out) if args.out else path.parent / "report"
+    md = history.render(path, out)
+    console.print(f"history: {md}", soft_wrap=True)
+    return EXIT_OK
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -386,6 +404,20 @@ def parser() -> argparse.ArgumentParser:
     gat.add_argument("--port-offset", type=int, default=0, help="add N to every port")
     gat.set_defaults(func=cmd_gate)
 
+    his = sub.add_parser(
+        "history",
+        help="append a run to the results history, or draw the history with its change points",
+    )
+    his.add_argument("action", nargs="?", choices=("show", "append"), default="show",
+                     help="show (default): history.md and plots; append: add RUN")  # fmt: skip
+    his.add_argument("run", nargs="?", help="append: run id, run folder or run.json")
+    his.add_argument(
+        "--history", help="the JSON-lines file (default results/history/history.jsonl)"
+    )
+    his.add_argument("--out", help="show: folder for history.md and the plots")
+    his.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
+    his.set_defaults(func=cmd_history)
+
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
     rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
@@ -397,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError, GateError) as e:
+    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError, GateError,
+            HistoryError) as e:  # fmt: skip
         print(f"patternbench: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
