@@ -20,7 +20,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import compare, engine_check, gate, gate_report, history, load_url, report
+from bench import (
+    compare,
+    engine_check,
+    gate,
+    gate_report,
+    history,
+    load_url,
+    report,
+    selfcheck,
+)
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import CpuSetError, parse_cpu_list, plan
 from bench.gate import GateError
@@ -28,7 +37,7 @@ from bench.gate_report import Side
 from bench.history import HistoryError
 from bench.load import LoadError
 from bench.results import ResultFileError, RunResult, load_run, resolve_run
-from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions
+from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions, new_run_id
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -245,6 +254,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    root = _root()
+    out = Path(args.out) if args.out else root / "results" / "selfcheck" / new_run_id("selfcheck")
+    options = selfcheck.SelfCheckOptions(
+        aa=args.aa,
+        ab=args.ab,
+        sleep_us=args.sleep_us,
+        min_effect=args.min_effect / 100,
+        overrides=_params(args.param),
+        port_offset=args.port_offset,
+    )
+    check = selfcheck.run_selfcheck(root, options, out, lambda line: console.print(f"  {line}"))
+    print(selfcheck.render(check))
+    console.print(f"selfcheck: {out / 'selfcheck.json'}", soft_wrap=True)
+    return EXIT_OK
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -417,6 +443,22 @@ def parser() -> argparse.ArgumentParser:
     his.add_argument("--out", help="show: folder for history.md and the plots")
     his.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     his.set_defaults(func=cmd_history)
+
+    sel = sub.add_parser(
+        "selfcheck",
+        help="measure the gate: false positives (A/A) and detections of an injected sleep (A/B)",
+    )
+    sel.add_argument("--aa", type=int, default=20, help="A/A gates (default 20)")
+    sel.add_argument("--ab", type=int, default=20, help="A/B gates (default 20)")
+    sel.add_argument("--sleep-us", type=int, default=750,
+                     help="sleep per fan-out request, µs (default 750: ≈10%% of p50)")  # fmt: skip
+    sel.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
+                     metavar="PCT", help="the gate's minimum effect, %% (default 5)")  # fmt: skip
+    sel.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a parameter of the gate profile")  # fmt: skip
+    sel.add_argument("--out", help="folder for selfcheck.json, selfcheck.md and the gates")
+    sel.add_argument("--port-offset", type=int, default=0, help="add N to every port")
+    sel.set_defaults(func=cmd_selfcheck)
 
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
