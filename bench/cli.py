@@ -228,6 +228,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
         out_dir=Path(args.out) if args.out else None,
+        instructions=args.instructions,
         overrides=_params(args.param),
         port_offset=args.port_offset,
     )
@@ -426,6 +427,9 @@ def parser() -> argparse.ArgumentParser:
                      )  # fmt: skip
     gat.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the gate profile")  # fmt: skip
+    gat.add_argument("--instructions", action="store_true",
+                     help="also compare instruction counts (callgrind) of the in-process "
+                     "scenarios; a 1%% change is called")  # fmt: skip
     gat.add_argument("--out", help="folder for gate.json, gate.md and the runs")
     gat.add_argument("--port-offset", type=int, default=0, help="add N to every port")
     gat.set_defaults(func=cmd_gate)

@@ -273,3 +273,44 @@ def _call(
             "note": note,
         }
     )
+
+
+def decide_instructions(
+    pattern: str,
+    implementation: str,
+    scenario: str,
+    base: Sequence[float],
+    head: Sequence[float],
+    *,
+    min_effect: float,
+) -> Comparison:
+    """Instruction counts repeat almost exactly: a change is called when it passes `min_effect`
+    and four times the spread of the repeats (no significance test: there is no sampling noise
+    to test against, only the repeats' spread to rule out)."""
+    base_median, head_median = float(np.median(base)), float(np.median(head))
+    change = head_median / base_median - 1.0
+    spread = max(
+        (max(side) - min(side)) / float(np.median(side)) for side in (base, head) if len(side)
+    )
+    verdict: Verdict = "no change"
+    if abs(change) >= min_effect and abs(change) > 4 * spread:
+        verdict = "regression" if change > 0 else "improvement"
+    return Comparison(
+        pattern=pattern,
+        implementation=implementation,
+        target_rps=None,
+        metric=f"instructions: {scenario}",
+        base=list(base),
+        head=list(head),
+        base_median=base_median,
+        head_median=head_median,
+        change=change,
+        change_low=change,
+        change_high=change,
+        p_value=None,
+        p_adjusted=None,
+        noise=spread,
+        mde=max(min_effect, 4 * spread),
+        verdict=verdict,
+        note="instruction count (callgrind), repeats' spread as noise",
+    )

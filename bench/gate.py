@@ -20,6 +20,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import compare, gate_report, report
+from bench import instructions as instr
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.cpusets import plan
 from bench.results import ImplementationResult, LoadPoint, ParamValue, RunResult, save_run
@@ -53,6 +55,8 @@ class GateOptions:
     alpha: float = compare.ALPHA
     min_effect: float = compare.MIN_EFFECT
     out_dir: Path | None = None
+    instructions: bool = False
+    min_effect_instructions: float = instr.MIN_EFFECT
     overrides: Mapping[str, str] = field(default_factory=dict)
     port_offset: int = 0
 
@@ -156,6 +160,7 @@ def run_gate(
     problems: list[str] = []
     warnings: list[str] = []
     samples: list[compare.Samples] = []
+    counted: list[compare.Comparison] = []
     runs_by_side: dict[str, list[str]] = {side: [] for side in SIDES}
     started = time.monotonic()
     with worktrees(root, shas, root / ".gate" / gate_id) as trees:
@@ -184,7 +189,14 @@ def run_gate(
                 found, trouble = compare.pair_samples(merged["base"], merged["head"])
                 samples += found
                 problems += trouble
+                if options.instructions and all(pair[s].inprocess for s in SIDES):
+                    say(f"{name}: counting instructions (callgrind)")
+                    try:
+                        counted += _instructions(trees, pair, options.min_effect_instructions)
+                    except instr.InstructionsError as e:
+                        problems.append(f"{name}: instructions: {e}")
     comparisons = compare.decide(samples, alpha=options.alpha, min_effect=options.min_effect)
+    comparisons += counted
     say(f"measured in {time.monotonic() - started:.0f} s")
     sides = {
         side: gate_report.Side(label=ref, git_sha=shas[side], runs=runs_by_side[side])
@@ -198,6 +210,28 @@ def run_gate(
     gate_report.save(result, out, links)
     shutil.rmtree(root / ".gate" / gate_id, ignore_errors=True)
     return result, out
+
+
+def _instructions(
+    trees: Mapping[str, Path], pair: Mapping[str, Pattern], min_effect: float
+) -> list[compare.Comparison]:
+    """Instruction counts of the pattern's in-process scenarios on both sides, compared."""
+    counts = {}
+    for side in SIDES:
+        spec = pair[side].inprocess
+        assert spec is not None
+        counts[side] = instr.count(trees[side], spec, sys.executable)
+    return [
+        compare.decide_instructions(
+            pair["base"].pattern,
+            "python-sync (in process)",
+            b.scenario,
+            b.per_batch,
+            h.per_batch,
+            min_effect=min_effect,
+        )
+        for b, h in zip(counts["base"], counts["head"], strict=True)
+    ]
 
 
 def _measure(

@@ -145,7 +145,7 @@ def render_markdown(result: GateResult, report_links: dict[str, str] | None = No
         p = "—" if c.p_adjusted is None else f"{c.p_adjusted:.2g}"
         noise = "—" if c.noise is None else f"{100 * c.noise:.1f}%"
         mde = "—" if c.mde is None else f"{100 * c.mde:.1f}%"
-        unit = "" if c.metric == "throughput_rps" else " ms"
+        unit = "" if c.metric == "throughput_rps" or c.metric.startswith("instructions") else " ms"
         lines.append(
             f"| {c.pattern} | {c.implementation} | {rate} | {c.metric} "
             f"| {_num(c.base_median)}{unit if c.base_median is not None else ''} "

@@ -79,7 +79,7 @@ class Batch:
         return time.perf_counter() - start
 
 
-_OPTIONS = ("kind", "workers", "kernel", "rounds", "size", "tasks")
+_OPTIONS = ("kind", "workers", "kernel", "rounds", "size", "tasks")  # not inline_loops
 
 
 def _pass_options(cmd: list[str], args: argparse.Namespace) -> None:
@@ -97,6 +97,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, required=True, help="kernel rounds per task")
     parser.add_argument("--size", type=int, default=0, help="hash block size in bytes")
     parser.add_argument("--tasks", type=int, default=20, help="tasks per batch (default 20)")
+    parser.add_argument(
+        "--inline-loops",
+        type=int,
+        metavar="N",
+        help="run N batches in this process, untimed, and exit: for counting instructions "
+        "(bench/instructions.py runs this under valgrind's callgrind)",
+    )
     args = runner.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -121,6 +128,12 @@ def main() -> None:
         "workerpool_size": args.size,
         "workerpool_tasks": args.tasks,
     }
+    if args.inline_loops is not None:
+        try:
+            batch.time_loops(args.inline_loops)
+        finally:
+            batch.close()
+        return
     try:
         runner.bench_time_func(name, batch.time_loops, metadata=metadata)
     finally:
