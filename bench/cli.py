@@ -261,7 +261,7 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     options = selfcheck.SelfCheckOptions(
         aa=args.aa,
         ab=args.ab,
-        sleep_us=args.sleep_us,
+        delay_us=args.delay_us,
         min_effect=args.min_effect / 100,
         overrides=_params(args.param),
         port_offset=args.port_offset,
@@ -450,12 +450,12 @@ def parser() -> argparse.ArgumentParser:
 
     sel = sub.add_parser(
         "selfcheck",
-        help="measure the gate: false positives (A/A) and detections of an injected sleep (A/B)",
+        help="measure the gate: false positives (A/A) and detections of an injected delay (A/B)",
     )
     sel.add_argument("--aa", type=int, default=20, help="A/A gates (default 20)")
     sel.add_argument("--ab", type=int, default=20, help="A/B gates (default 20)")
-    sel.add_argument("--sleep-us", type=int, default=750,
-                     help="sleep per fan-out request, µs (default 750: ≈10%% of p50)")  # fmt: skip
+    sel.add_argument("--delay-us", type=int, default=750,
+                     help="busy wait per request, µs (default 750: ≈9%% of p50)")  # fmt: skip
     sel.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
                      metavar="PCT", help="the gate's minimum effect, %% (default 5)")  # fmt: skip
     sel.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

@@ -24,18 +24,18 @@ def test_rates_carry_exact_binomial_intervals() -> None:
 
 
 def test_the_prepared_clone_has_a_clean_and_a_slowed_commit(tmp_path: Path) -> None:
-    repo = prepare(REPO, tmp_path, sleep_us=750)
+    repo = prepare(REPO, tmp_path, delay_us=750)
     diff = subprocess.run(["git", "diff", "clean", "slowed"], cwd=repo, capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
     assert f"+++ b/{INJECT_FILE}" in diff
-    assert "+\ttime.Sleep(750 * time.Microsecond)" in diff
-    assert diff.count("\n+\t") == 1  # one line added, nothing else
+    assert "+\tfor start := time.Now(); time.Since(start) < 750*time.Microsecond; {" in diff
+    assert diff.count("\n+\t") == 2  # the busy wait's two lines, nothing else
     assert not (REPO / ".git" / "refs" / "tags" / "slowed").exists()  # nothing tagged here
 
 
 def test_the_summary_states_both_rates_against_their_targets() -> None:
     check = SelfCheck(
-        pattern="fanout", implementation="go", sleep_us=750, min_effect=0.05, overrides={},
+        pattern="fanout", implementation="go", delay_us=750, min_effect=0.05, overrides={},
         false_positives=rate(1, 20), detections=rate(19, 20), aa_verdicts=["pass"] * 20,
         ab_verdicts=["regression"] * 19 + ["no change"], ab_p50_changes=[0.1] * 20,
         seconds_per_gate=70.0,
