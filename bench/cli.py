@@ -328,6 +328,15 @@ def cmd_engines(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _decision_args(p: argparse.ArgumentParser, *, alpha: bool = True) -> None:
+    """The gate's decision knobs, the same wherever a decision is made."""
+    if alpha:
+        p.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
+                       help="false discovery rate over the comparisons (default 0.05)")  # fmt: skip
+    p.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT, metavar="PCT",
+                   help="smallest change worth calling, %% (default 5)")  # fmt: skip
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="patternbench",
@@ -400,11 +409,7 @@ def parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("base", help="run id, run folder or run.json of the base")
     cmp.add_argument("head", help="run id, run folder or run.json of the head")
-    cmp.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
-                     help="false discovery rate across the comparisons (default 0.05)")  # fmt: skip
-    cmp.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
-                     metavar="PCT", help="smallest change worth calling, %% (default 5)",
-                     )  # fmt: skip
+    _decision_args(cmp)
     cmp.add_argument("--out", help="folder for gate.json and gate.md (default: beside head)")
     cmp.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     cmp.set_defaults(func=cmd_compare)
@@ -420,11 +425,7 @@ def parser() -> argparse.ArgumentParser:
     gat.add_argument("--impl", action="append", help="only this implementation (repeatable)")
     gat.add_argument("--budget", type=float, metavar="MINUTES",
                      help="cap the trials so the measurement fits this many minutes")  # fmt: skip
-    gat.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
-                     help="false discovery rate across the comparisons (default 0.05)")  # fmt: skip
-    gat.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
-                     metavar="PCT", help="smallest change worth calling, %% (default 5)",
-                     )  # fmt: skip
+    _decision_args(gat)
     gat.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the gate profile")  # fmt: skip
     gat.add_argument("--instructions", action="store_true",
@@ -456,8 +457,7 @@ def parser() -> argparse.ArgumentParser:
     sel.add_argument("--ab", type=int, default=20, help="A/B gates (default 20)")
     sel.add_argument("--delay-us", type=int, default=750,
                      help="busy wait per request, µs (default 750: ≈9%% of p50)")  # fmt: skip
-    sel.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT,
-                     metavar="PCT", help="the gate's minimum effect, %% (default 5)")  # fmt: skip
+    _decision_args(sel, alpha=False)
     sel.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the gate profile")  # fmt: skip
     sel.add_argument("--out", help="folder for selfcheck.json, selfcheck.md and the gates")

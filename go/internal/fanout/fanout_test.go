@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patternbench/patternbench/go/internal/expect"
 	"github.com/patternbench/patternbench/go/internal/latencysim"
 )
 
@@ -457,48 +458,10 @@ func TestVectors(t *testing.T) {
 			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != c.Expect.Status || !matches(c.Expect.Body, got) {
+			if resp.StatusCode != c.Expect.Status || !expect.Match(c.Expect.Body, got) {
 				t.Errorf("got %d %v\nwant %d %v", resp.StatusCode, got, c.Expect.Status, c.Expect.Body)
 			}
 		})
-	}
-}
-
-// matches compares parsed JSON, with "<any-string>" in want standing for any
-// non-empty string.
-func matches(want, got any) bool {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok || len(g) != len(w) {
-			return false
-		}
-		for k, wv := range w {
-			gv, ok := g[k]
-			if !ok || !matches(wv, gv) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return false
-		}
-		for i := range w {
-			if !matches(w[i], g[i]) {
-				return false
-			}
-		}
-		return true
-	case string:
-		if w == "<any-string>" {
-			s, ok := got.(string)
-			return ok && s != ""
-		}
-		return got == want
-	default:
-		return reflect.DeepEqual(want, got)
 	}
 }
 

@@ -11,13 +11,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/patternbench/patternbench/go/internal/expect"
 )
 
 // client has a timeout so that a hang fails the test instead of stalling it.
@@ -86,41 +87,6 @@ func decode(t *testing.T, b []byte) any {
 		t.Fatalf("answer %q has data after the JSON value", b)
 	}
 	return v
-}
-
-// match compares a decoded answer with an expected one exactly, except that
-// "<any-string>" matches any non-empty string.
-func match(got, want any) bool {
-	switch w := want.(type) {
-	case string:
-		if w == "<any-string>" {
-			g, ok := got.(string)
-			return ok && g != ""
-		}
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok || len(g) != len(w) {
-			return false
-		}
-		for k, wv := range w {
-			if gv, ok := g[k]; !ok || !match(gv, wv) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return false
-		}
-		for i := range w {
-			if !match(g[i], w[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(got, want)
 }
 
 // metric reads one series (name plus its label set as printed) from /metrics.
@@ -202,7 +168,7 @@ func TestVectors(t *testing.T) {
 			if ct := r.header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			if got, want := decode(t, r.body), decode(t, c.Expect.Body); !match(got, want) {
+			if got, want := decode(t, r.body), decode(t, c.Expect.Body); !expect.Match(want, got) {
 				t.Errorf("body %s\nwant %s", r.body, c.Expect.Body)
 			}
 		})
