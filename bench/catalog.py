@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.results import ParamValue, first_error
+from bench.models import ParamValue, first_error
 
 #: Parameters every pattern declares, because the harness and its load engines need them.
 LOAD_PARAMS = (

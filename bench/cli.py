@@ -20,24 +20,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench import (
-    compare,
-    engine_check,
-    gate,
-    gate_report,
-    history,
-    load_url,
-    report,
-    selfcheck,
-)
 from bench.catalog import CatalogError, Pattern, load_catalog
-from bench.cpusets import CpuSetError, parse_cpu_list, plan
-from bench.gate import GateError
-from bench.gate_report import Side
-from bench.history import HistoryError
-from bench.load import LoadError
-from bench.results import ResultFileError, RunResult, load_run, resolve_run
-from bench.runner import LOADGEN_BUILD, PatternRun, RunOptions, new_run_id
+from bench.engines import check as engine_check
+from bench.engines import url as load_url
+from bench.engines.spec import LoadError
+from bench.gate import compare, gate, gate_report, history, selfcheck
+from bench.gate.gate import GateError
+from bench.gate.gate_report import Side
+from bench.gate.history import HistoryError
+from bench.launch.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.models import RunResult
+from bench.report import write as report
+from bench.run import LOADGEN_BUILD, PatternRun, RunOptions, new_run_id
+from bench.store import ResultFileError, load_run, resolve_run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

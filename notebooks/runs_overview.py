@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.results import runs_dataframe
+from bench.store import runs_dataframe
 
 ROOT = Path(__file__).resolve().parent.parent
 cli = argparse.ArgumentParser()

@@ -21,7 +21,7 @@ from typing import Any
 from locust import FastHttpUser, events, task
 from locust.user.wait_time import constant_pacing
 
-from bench import recording
+from bench.engines import recording
 
 recording.install()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from locust import FastHttpUser, events, task
 
-from bench import recording
+from bench.engines import recording
 
 recording.install()
 

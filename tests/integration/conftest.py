@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench.catalog import Pattern, load_pattern
-from bench.cpusets import plan
-from bench.launcher import port_in_use
-from bench.runner import RunOptions
+from bench.launch.cpusets import plan
+from bench.launch.supervisor import port_in_use
+from bench.run import RunOptions
 from tests.integration.service_process import Proc
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.launcher import port_in_use
+from bench.launch.supervisor import port_in_use
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

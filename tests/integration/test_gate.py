@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.gate import GateOptions, run_gate
-from bench.gate_report import GateResult
+from bench.gate.gate import GateOptions, run_gate
+from bench.gate.gate_report import GateResult
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]

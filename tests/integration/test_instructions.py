@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import instructions
 from bench.catalog import load_catalog
-from bench.compare import decide_instructions
+from bench.gate.compare import decide_instructions
+from bench.studies import instructions
 from tests.integration.conftest import REPO
 
 pytestmark = [

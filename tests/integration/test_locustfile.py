@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.launcher import LaunchSpec, Supervisor, port_in_use
-from bench.recording import OUTPUT_ENV
+from bench.engines.recording import OUTPUT_ENV
+from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]

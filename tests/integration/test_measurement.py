@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import headroom
-from bench.launcher import LaunchSpec, Supervisor, port_in_use
-from bench.load_url import LoadRequest, run
-from bench.results import Engine, LoadStats
+from bench.engines.url import LoadRequest, run
+from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
+from bench.models import Engine, LoadStats
+from bench.stats import headroom
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
@@ -113,6 +113,6 @@ def test_a_rate_beyond_the_generator_is_marked_invalid(
 
 
 def decode_p95(stats: LoadStats) -> float:
-    from bench.stats import decode, value_ms
+    from bench.stats.percentiles import decode, value_ms
 
     return value_ms(decode(stats.histogram), 95.0)

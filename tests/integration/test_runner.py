@@ -9,12 +9,12 @@ from collections.abc import Callable
 import pytest
 
 from bench.catalog import Pattern
-from bench.report import render
-from bench.results import load_run
-from bench.runner import PatternRun, QuietProgress, RunOptions
-from bench.slo import Slo, meets
-from bench.stats import decode
-from bench.summary import slo_point
+from bench.report.write import render
+from bench.run import PatternRun, QuietProgress, RunOptions
+from bench.stats.percentiles import decode
+from bench.stats.slo import Slo, meets
+from bench.stats.summary import slo_point
+from bench.store import load_run
 from tests.integration.conftest import REPO, PatternFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]

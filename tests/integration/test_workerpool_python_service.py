@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.verify import check, load_vectors
+from bench.launch.verify import check, load_vectors
 from systems.workerpool.kernels import spin
 from systems.workerpool.metrics import DURATION_BUCKETS
 from tests.integration.service_process import Proc, metric, wait_for

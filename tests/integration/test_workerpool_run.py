@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from bench.catalog import load_pattern
-from bench.cpusets import plan
-from bench.report import render
-from bench.results import load_run
-from bench.runner import PatternRun, QuietProgress, RunOptions
+from bench.launch.cpusets import plan
+from bench.report.write import render
+from bench.run import PatternRun, QuietProgress, RunOptions
+from bench.store import load_run
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import inprocess
 from bench.catalog import InProcessSpec
+from bench.studies import pools as inprocess
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

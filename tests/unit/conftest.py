@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bench.headroom import invalid_reasons
-from bench.results import (
+from bench.models import (
     CpuSets,
     Environment,
     ImplementationResult,
@@ -18,8 +17,9 @@ from bench.results import (
     Scenario,
     Trial,
 )
-from bench.stats import encode, new_histogram, percentiles
-from bench.summary import make_point
+from bench.stats.headroom import invalid_reasons
+from bench.stats.percentiles import encode, new_histogram, percentiles
+from bench.stats.summary import make_point
 
 
 def make_load(

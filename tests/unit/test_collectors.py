@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from bench.collectors import histogram_quantile_bounds, metric_deltas, parse_metrics
+from bench.collect.prometheus import histogram_quantile_bounds, metric_deltas, parse_metrics
 
 BEFORE = """# TYPE fanout_requests_total counter
 fanout_requests_total{code="200"} 10

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.compare import (
+from bench.gate.compare import (
     Samples,
     decide,
     minimum_detectable_effect,
@@ -14,7 +14,7 @@ from bench.compare import (
     pooled_noise,
     smallest_p,
 )
-from bench.results import ImplementationResult
+from bench.models import ImplementationResult
 from tests.unit.conftest import make_run, measured
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.confidence import Estimate, median_ci, summarize
+from bench.stats.confidence import Estimate, median_ci, summarize
 
 
 def normal_sample(n: int, *, seed: int = 1) -> list[float]:

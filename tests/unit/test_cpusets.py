@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cpusets import CpuSetError, parse_cpu_list, plan
+from bench.launch.cpusets import CpuSetError, parse_cpu_list, plan
 
 
 def test_two_cpus_split_system_and_generator() -> None:

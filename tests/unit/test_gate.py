@@ -9,7 +9,7 @@ import pytest
 
 from bench import cli
 from bench.catalog import load_catalog
-from bench.gate import GateError, merge, resolve, round_seconds
+from bench.gate.gate import GateError, merge, resolve, round_seconds
 from tests.unit.conftest import make_run, measured
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench import cli
-from bench.compare import Samples, decide
-from bench.gate_report import Side, make_result, render_markdown
-from bench.results import RunResult, save_run
+from bench.gate.compare import Samples, decide
+from bench.gate.gate_report import Side, make_result, render_markdown
+from bench.models import RunResult
+from bench.store import save_run
 from tests.unit.conftest import make_run, measured
 
 SIDE = Side(label="main", git_sha="0123456789abcdef", runs=["results/runs/x"])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bench.headroom import invalid_reasons
+from bench.stats.headroom import invalid_reasons
 from tests.unit.conftest import make_load
 
 FAST = [500] * 100

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import history
-from bench.history import HistoryError, append, change_points, read, render
-from bench.results import RunResult
+from bench.gate import history
+from bench.gate.history import HistoryError, append, change_points, read, render
+from bench.models import RunResult
 from tests.unit.conftest import make_run, measured
 
 

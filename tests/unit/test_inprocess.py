@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import inprocess
 from bench.catalog import InProcessSpec
-from bench.inprocess import (
+from bench.studies import pools as inprocess
+from bench.studies.pools import (
     Config,
     GoBenchError,
     StudyParams,

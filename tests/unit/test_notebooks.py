@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.results import RunResult, save_run
+from bench.models import RunResult
+from bench.store import save_run
 
 REPO = Path(__file__).resolve().parents[2]
 

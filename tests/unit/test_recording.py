@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.recording import INTENDED, _error_kind, _Recorder, arrivals
-from bench.stats import decode
+from bench.engines.recording import INTENDED, _error_kind, _Recorder, arrivals
+from bench.stats.percentiles import decode
 
 
 class Refused(Exception):

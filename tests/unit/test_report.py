@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report import render, render_markdown
-from bench.results import RunResult
+from bench.models import RunResult
+from bench.report.markdown import render_markdown
+from bench.report.write import render
 from tests.unit.conftest import make_run, measured
 
 

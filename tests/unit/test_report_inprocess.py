@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, report_inprocess
-from bench.inprocess import Variant
-from bench.report_inprocess import crossing, efficiency, overhead_us, speedup_over_inline
-from bench.results import (
+from bench.models import (
     Estimate,
     FreeThreaded,
     ImplementationResult,
     InProcessMeasurement,
     InProcessStudy,
 )
+from bench.report import write as report
+from bench.studies import pools_report as report_inprocess
+from bench.studies.pools import Variant
+from bench.studies.pools_report import crossing, efficiency, overhead_us, speedup_over_inline
 from tests.unit.conftest import make_run, measured
 
 SPIN, BIG, SMALL = Variant("spin", 0), Variant("hash", 1 << 20), Variant("hash", 64)

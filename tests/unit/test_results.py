@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import (
+from bench.models import RunResult
+from bench.store import (
     ResultFileError,
-    RunResult,
     load_run,
     resolve_run,
     runs_dataframe,

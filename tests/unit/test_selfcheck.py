@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.selfcheck import INJECT_FILE, SelfCheck, prepare, rate, render
+from bench.gate.selfcheck import INJECT_FILE, SelfCheck, prepare, rate, render
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench.slo import Point, SearchResult, Slo, find_max_rate, interleaved, knee, meets
+from bench.stats.slo import Point, SearchResult, Slo, find_max_rate, interleaved, knee, meets
 
 SLO = Slo()  # p99 ≤ 50 ms and errors ≤ 0.1%
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.stats import decode, encode, new_histogram, percentiles, spectrum, tail_axis
+from bench.stats.percentiles import decode, encode, new_histogram, percentiles, spectrum, tail_axis
 
 
 def test_percentiles_of_a_uniform_sample_are_within_hdr_precision() -> None:

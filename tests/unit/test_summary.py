@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.slo import Slo
-from bench.summary import make_point, slo_point, trial_metrics
+from bench.stats.slo import Slo
+from bench.stats.summary import make_point, slo_point, trial_metrics
 from tests.unit.conftest import make_load, make_trial
 
 

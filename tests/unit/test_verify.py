@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.verify import VectorsError, differences, load_vectors
+from bench.launch.verify import VectorsError, differences, load_vectors
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,78 @@
+"""The system's side of a measured window: its metrics and its process tree's CPU and memory,
+over the same window as the latencies.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import psutil
+
+from bench.collect.process import TreeSampler
+from bench.collect.prometheus import metric_deltas, scrape
+from bench.launch.supervisor import RunningProcess
+from bench.models import ProcessStats
+
+
+class SystemGone(Exception):
+    """The system stopped answering during the measured window."""
+
+    def __init__(self, message: str, stderr_tail: str) -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class SystemWindow:
+    """The system's side of the measured window: its /metrics and its process tree's CPU/RSS.
+
+    An overloaded system may not answer /metrics in time: then the trial has no server-side
+    figures (`metrics_error` says why) but stands. Only a system that died fails it.
+    """
+
+    #: Short, so that a slow scrape cannot move the window it measures.
+    SCRAPE_TIMEOUT_S = 1.0
+
+    def __init__(self, proc: RunningProcess, metrics_url: str) -> None:
+        self._proc = proc
+        self._metrics_url = metrics_url
+        self._sampler: TreeSampler | None = None
+        self._before: str | None = None
+        self.metrics: dict[str, float] = {}
+        self.metrics_error: str | None = None
+        self.process: ProcessStats | None = None
+
+    def _scrape(self, when: str) -> str | None:
+        try:
+            return scrape(self._metrics_url, timeout_s=self.SCRAPE_TIMEOUT_S)
+        except OSError as e:
+            gone = self._exit_code()
+            if gone is not None:
+                raise SystemGone(
+                    f"exited with status {gone} during the run", self._proc.stderr_tail()
+                ) from None
+            self.metrics_error = f"/metrics did not answer when the window {when}: {e}"
+            return None
+
+    def open(self) -> None:
+        self._before = self._scrape("opened")
+        try:
+            self._sampler = TreeSampler(self._proc.pid)
+        except psutil.NoSuchProcess:
+            raise SystemGone(
+                f"exited with status {self._exit_code()} during the run", self._proc.stderr_tail()
+            ) from None
+        self._sampler.start()
+
+    def close(self) -> None:
+        assert self._sampler is not None, "close() before open()"
+        self.process = self._sampler.stop()
+        after = self._scrape("closed")
+        if self._before is not None and after is not None:
+            self.metrics = metric_deltas(self._before, after)
+
+    def _exit_code(self) -> int | None:
+        """A dead process explains a silent /metrics best; give it a moment to be reaped."""
+        try:
+            return self._proc.popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return None

@@ -1,0 +1,164 @@
+"""`patternbench engines` (`make bench-engines`): how much headroom the load engines have.
+
+Two ratios, each from one run on this machine, against a Go `net/http` hello server on the
+system's CPUs with the generator on the load generator's CPUs:
+
+- loadgen's highest rate kept on schedule (achieved ≥ 99% of target, slip p99 ≤ 5 ms, CPU
+  < 90%, whatever the reason it would fall behind — here the question is the generator's
+  ceiling, so a saturated server counts against it too) as a share of wrk's closed-loop rate
+  (target ≥ 0.5);
+- the Locust recording hook's overhead: Locust FastHttpUser throughput with the hook recording
+  every request into HDR histograms vs the same locustfile with the hook off (target ≤ 10%),
+  alternated A B A B so drift hits both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.engines import recording
+from bench.engines.url import LoadRequest
+from bench.engines.url import run as run_load
+from bench.launch.cpusets import plan
+from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
+from bench.stats import headroom
+
+HELLO_PORT = 18090
+#: For the ceiling, the generator must deliver this share of the rate it was asked for.
+ON_SCHEDULE_SHARE = 0.99
+
+
+@dataclass(frozen=True)
+class EngineFigures:
+    wrk_rps: float
+    loadgen_max_rps: float
+    loadgen_ratio: float
+    locust_plain_rps: list[float]
+    locust_recording_rps: list[float]
+    recording_overhead: float
+
+
+@contextmanager
+def hello_server(root: Path, cpus: list[int], workdir: Path) -> Iterator[str]:
+    port = HELLO_PORT
+    while port_in_use(port):
+        port += 1
+    supervisor = Supervisor()
+    with supervisor.running():
+        supervisor.start(
+            LaunchSpec(
+                name="hello", command=["go/bin/hello", "--listen", f"127.0.0.1:{port}"],
+                cwd=root, cpus=cpus, ports=[port], ready_url=f"http://127.0.0.1:{port}/healthz",
+                ready_timeout_s=10, log_path=workdir / "hello.log",
+            )
+        )  # fmt: skip
+        yield f"http://127.0.0.1:{port}/"
+
+
+def wrk_rps(url: str, cpus: list[int], seconds: int = 5) -> float:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    out = subprocess.run(
+        ["taskset", "--cpu-list", ",".join(map(str, cpus)), wrk, "-t1", "-c32", f"-d{seconds}s",
+         url],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"could not read wrk's output: {out}")
+    return float(match.group(1))
+
+
+def loadgen_max_rps(measure: Callable[[float], bool], start: float, steps: int = 8) -> float:
+    """The highest rate at which `measure(rate)` says the generator kept up: growth by 1.5 until
+    it does not, then bisection between the last good and first bad rate."""
+    good, bad, rate = 0.0, None, start
+    for _ in range(steps):
+        if measure(rate):
+            good = rate
+        else:
+            bad = rate
+        if bad is None:
+            rate = good * 1.5
+        elif bad - good <= 0.05 * max(good, 1.0):
+            break
+        else:
+            rate = (good + bad) / 2 if good else bad / 2
+    return good
+
+
+def locust_rps(root: Path, url: str, cpus: list[int], workdir: Path, record: bool) -> float:
+    """Closed-loop FastHttpUser throughput from Locust's own final stats."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERNBENCH")}
+    if record:
+        env |= {recording.OUTPUT_ENV: str(workdir / "rec.json"), recording.WARMUP_ENV: "1"}
+    out = subprocess.run(
+        ["taskset", "--cpu-list", ",".join(map(str, cpus)), sys.executable, "-m", "locust",
+         "-f", str(root / "scenarios" / "locust" / "url.py"), "--headless", "-u", "64", "-r", "64",
+         "-t", "6s", "--host", url.rstrip("/"), "--path", "/", "--json", "--only-summary",
+         "UrlUser"],
+        capture_output=True, text=True, env=env, cwd=workdir, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    (stats,) = [s for s in json.loads(out) if s["name"] == "/"]
+    seconds = float(stats["last_request_timestamp"]) - float(stats["start_time"])
+    return float(stats["num_requests"]) / max(seconds, 1e-9)
+
+
+def measure_engines(root: Path, say: Callable[[str], None]) -> EngineFigures:
+    cpus = plan(sorted(os.sched_getaffinity(0)))
+    workdir = Path(tempfile.mkdtemp(prefix="patternbench-engines-"))
+    try:
+        with hello_server(root, cpus.system, workdir) as url:
+            say(f"hello server on CPUs {cpus.system}, generators on CPUs {cpus.loadgen}")
+            wrk = wrk_rps(url, cpus.loadgen)
+            say(f"wrk -t1 -c32: {wrk:,.0f} req/s")
+
+            def kept_up(rate: float) -> bool:
+                stats = run_load(LoadRequest(
+                    url=url, engine="loadgen", rate=rate, duration_s=3.0, warmup_s=1.0,
+                    arrival="constant", users=1, cpus=cpus.loadgen,
+                    workdir=workdir / f"loadgen-{rate:.0f}", root=root, max_in_flight=256,
+                ))  # fmt: skip
+                slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
+                reasons = headroom.invalid_reasons(stats)
+                if stats.achieved_rps < ON_SCHEDULE_SHARE * rate:
+                    reasons.append(f"achieved under {ON_SCHEDULE_SHARE:.0%} of the rate")
+                if slip > headroom.MAX_SLIP_P99_MS:
+                    reasons.append(f"slip p99 over {headroom.MAX_SLIP_P99_MS:g} ms")
+                verdict = reasons[0] if reasons else "on schedule"
+                cpu = stats.generator_cpu_percent
+                say(f"loadgen at {rate:,.0f} req/s: achieved {stats.achieved_rps:,.0f}, "
+                    f"slip p99 {slip:.2f} ms, CPU {cpu:.0f}%: {verdict}")  # fmt: skip
+                return not reasons
+
+            best = loadgen_max_rps(kept_up, start=20_000.0)
+            plain: list[float] = []
+            recorded: list[float] = []
+            for _ in range(3):
+                plain.append(locust_rps(root, url, cpus.loadgen, workdir, record=False))
+                recorded.append(locust_rps(root, url, cpus.loadgen, workdir, record=True))
+                say(f"locust FastHttpUser: plain {plain[-1]:,.0f} req/s, "
+                    f"recording {recorded[-1]:,.0f} req/s")  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    overhead = 1.0 - statistics.median(recorded) / statistics.median(plain)
+    return EngineFigures(
+        wrk_rps=wrk,
+        loadgen_max_rps=best,
+        loadgen_ratio=best / wrk,
+        locust_plain_rps=plain,
+        locust_recording_rps=recorded,
+        recording_overhead=overhead,
+    )

@@ -1,0 +1,105 @@
+"""The Locust load engine: a locustfile run headless as a subprocess on the generator's CPUs.
+
+Closed-loop runs the locustfile's own users (paced by the scenario); open-loop runs its
+open-loop user (`bench.recording.open_loop_user`) as the single user, at the target rate.
+Latencies come from the recording hook (`bench.recording`), not from Locust's rounded
+statistics; the generator's CPU is measured from outside with psutil, because Locust's CPU
+warning never fires in runs shorter than about 20 s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+from bench.engines import recording
+from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
+from bench.launch.supervisor import Supervisor
+from bench.models import LoadStats
+
+#: Locust's run-time clock starts before its test_start event; this slack lets it run past the
+#: recorder's window, which is what decides what is measured.
+RUN_TIME_SLACK_S = 2.0
+
+
+def command(spec: LoadSpec) -> list[str]:
+    assert spec.locust is not None, "a Locust run needs a locustfile"
+    open_loop = spec.load_model == "open-loop"
+    run_time = max(1, round(spec.warmup_s + spec.duration_s + RUN_TIME_SLACK_S))
+    return [
+        sys.executable, "-m", "locust",
+        "-f", str(spec.locust.locustfile),
+        "--headless", "--only-summary",
+        "--users", "1" if open_loop else str(spec.users),
+        "--spawn-rate", "1" if open_loop else str(spec.spawn_rate),
+        "--run-time", f"{run_time}s",
+        "--host", spec.host,
+        "--loglevel", "WARNING",
+        *spec.locust.args,
+        spec.locust.open_loop_user if open_loop else spec.locust.closed_loop_user,
+    ]  # fmt: skip
+
+
+def environment(spec: LoadSpec, record: str) -> dict[str, str]:
+    env = {
+        recording.OUTPUT_ENV: record,
+        recording.WARMUP_ENV: str(spec.warmup_s),
+        recording.DURATION_ENV: str(spec.duration_s),
+    }
+    if spec.load_model == "open-loop":
+        env |= {
+            recording.RATE_ENV: str(spec.rate),
+            recording.ARRIVAL_ENV: spec.arrival,
+            recording.SEED_ENV: str(spec.seed),
+            recording.MAX_IN_FLIGHT_ENV: str(spec.max_in_flight),
+        }
+    return env
+
+
+def run(
+    spec: LoadSpec,
+    supervisor: Supervisor,
+    window: Window,
+    on_progress: Callable[[float], None] | None = None,
+) -> LoadStats:
+    """Run the load; `window` opens when the recorder's window does and closes with it."""
+    record = spec.workdir / "locust-recording.json"
+    announced = recording.window_path(record)
+    record.unlink(missing_ok=True)
+    announced.unlink(missing_ok=True)
+    proc = start_generator(
+        supervisor, spec, "locust", command(spec), environment(spec, str(record))
+    )
+
+    def window_start() -> float | None:
+        try:
+            return float(json.loads(announced.read_text(encoding="utf-8"))["window_start"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    try:
+        cpu = follow(proc, spec, window, window_start, on_progress, RUN_TIME_SLACK_S)
+    except LoadError as e:
+        raise LoadError(f"locust: {e}: {proc.stderr_tail()}") from None
+    finally:
+        supervisor.stop(proc)
+    if not record.exists():
+        raise LoadError(
+            f"locust wrote no recording (exit {proc.exit_code()}): {proc.stderr_tail()}"
+        )
+    data: recording.Recording = json.loads(record.read_text(encoding="utf-8"))
+    return load_stats(
+        engine="locust",
+        spec=spec,
+        histogram=data["histogram"],
+        uncorrected_histogram=data["uncorrected_histogram"],
+        slip_histogram=data["slip_histogram"],
+        requests=data["requests"],
+        sent=data["sent_in_window"],
+        errors=data["errors"],
+        error_kinds=data["error_kinds"],
+        duration_s=data["window_end"] - data["window_start"],
+        generator_cpu_percent=cpu,
+        in_flight_cap_hit=data["in_flight_cap_hit"],
+    )

@@ -1,0 +1,1 @@
+"""Comparing runs and gating revisions: compare, gate, history, selfcheck."""

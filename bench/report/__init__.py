@@ -1,0 +1,1 @@
+"""report.md, report.html and the plots of a run; study sections are handed in."""

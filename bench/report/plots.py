@@ -1,0 +1,142 @@
+"""matplotlib figures for reports, written as PNG files next to the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from hdrh.histogram import HdrHistogram
+from matplotlib.axes import Axes
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from bench.models import LoadPoint, RunResult
+from bench.stats.percentiles import decode, new_histogram, spectrum, tail_axis
+from bench.stats.slo import Slo
+
+#: When the slowest line's maximum is this many times the fastest median, latency goes on a log
+#: axis.
+LOG_Y_SPAN = 50.0
+
+_TICKS = ((0.0, "0%"), (50.0, "50%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"),
+          (99.99, "99.99%"), (99.999, "99.999%"))  # fmt: skip
+
+
+def merged(point: LoadPoint, uncorrected: bool = False) -> HdrHistogram:
+    """One histogram over the point's valid trials (all trials when none is valid)."""
+    trials = [t for t in point.trials if t.valid] or point.trials
+    total = new_histogram()
+    for trial in trials:
+        encoded = trial.load.uncorrected_histogram if uncorrected else trial.load.histogram
+        if encoded:
+            total.add(decode(encoded))
+    return total
+
+
+def _tail_axis(ax: Axes, top: float) -> None:
+    ax.set_xscale("log")
+    ticks = [(tail_axis(p), text) for p, text in _TICKS if tail_axis(p) <= top * 1.01]
+    ax.xaxis.set_major_locator(FixedLocator([t for t, _ in ticks]))
+    ax.set_xticklabels([text for _, text in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(1.0, max(top, 10.0))
+
+
+def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
+    """Latency by percentile at one target rate, one colour per implementation: corrected
+    (solid) and, open-loop, uncorrected (dashed). False (nothing written) when nothing to draw."""
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    top, drawn = 1.0, False
+    medians: list[float] = []
+    highest = 0.0
+    for impl in run.implementations:
+        point = next((p for p in impl.points if p.target_rps == rate), None)
+        if point is None:
+            continue
+        for uncorrected in (False, True):
+            points = spectrum(merged(point, uncorrected))
+            if not points:
+                continue
+            xs = [tail_axis(p) for p, _ in points]
+            top = max(top, xs[-1])
+            medians.append(next((v for p, v in points if p >= 50.0), points[-1][1]))
+            highest = max(highest, points[-1][1])
+            label = impl.name + (" (uncorrected)" if uncorrected else "")
+            if not point.valid:
+                label += " — generator-limited"
+            color = None if not uncorrected else ax.lines[-1].get_color()
+            ax.plot(xs, [v for _, v in points], drawstyle="steps-post", linewidth=1.6,
+                    linestyle="--" if uncorrected else "-", color=color, label=label)  # fmt: skip
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    _tail_axis(ax, top)
+    if highest > LOG_Y_SPAN * max(min(medians), 0.01):
+        ax.set_yscale("log")  # lines orders of magnitude apart: keep the fast one readable
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms)")
+    at = f" at {rate:g} req/s" if rate is not None else ""
+    ax.set_title(f"{run.scenario.pattern}: latency by percentile{at} ({run.scenario.load_model})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def throughput_latency(run: RunResult, path: Path) -> bool:
+    """Achieved throughput against p99 (solid) and p50 (dotted) per implementation, with the
+    95% intervals as error bars, invalid points hollow, and each knee marked. False when fewer
+    than two rates were measured."""
+    measured = [i for i in run.implementations if len(i.points) >= 2]
+    if not measured:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for impl in measured:
+        usable = [p for p in impl.points if "p99" in p.summary]
+        if not usable:
+            continue
+        xs = [p.summary["throughput_rps"].median for p in usable]
+        p99 = [p.summary["p99"] for p in usable]
+        line = ax.errorbar(
+            xs, [e.median for e in p99],
+            yerr=[[e.median - e.low for e in p99], [e.high - e.median for e in p99]],
+            marker="o", capsize=3, label=f"{impl.name} p99",
+        )  # fmt: skip
+        color = line.lines[0].get_color()
+        ax.plot(xs, [p.summary["p50"].median for p in usable], linestyle=":", color=color,
+                label=f"{impl.name} p50")  # fmt: skip
+        for p, x, e in zip(usable, xs, p99, strict=True):
+            if not p.valid:
+                ax.plot([x], [e.median], marker="o", markersize=11, markerfacecolor="none",
+                        color="red")  # fmt: skip
+        knee = next((p for p in usable if p.target_rps == impl.knee_rps), None)
+        if knee is not None:
+            ax.plot([knee.summary["throughput_rps"].median], [knee.summary["p99"].median],
+                    marker="*", markersize=16, color=color, linestyle="none",
+                    label=f"{impl.name} knee ({impl.knee_rps:g} req/s)")  # fmt: skip
+    slo_text = run.scenario.params.get("slo")
+    if isinstance(slo_text, str) and slo_text:
+        slo = Slo.parse(slo_text)
+        ax.axhline(slo.p99_ms, color="grey", linestyle="--", linewidth=1,
+                   label=f"SLO: p{slo.percentile:g} ≤ {slo.p99_ms:g} ms")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("throughput (successful responses/s, median of trials)")
+    ax.set_ylabel("latency (ms, corrected)")
+    title = f"{run.scenario.pattern}: throughput vs latency"
+    if run.scenario.slo:
+        title += f" — SLO {run.scenario.slo}"
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,1 @@
+"""Pure statistics: percentiles, intervals, summaries, SLOs, generator headroom. No I/O."""

@@ -1,0 +1,58 @@
+"""From trials to a load point: which trials count, and their medians with confidence intervals.
+
+Pure functions over result models. Only valid trials (the generator was not the limit) are
+summarised; a point is valid when at least half of its trials are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.models import Estimate, LoadPoint, Trial
+from bench.stats import slo as slo_
+from bench.stats.confidence import summarize
+
+
+def trial_metrics(trial: Trial) -> dict[str, float]:
+    """The figures of one trial that are summarised across trials."""
+    load = trial.load
+    metrics = {
+        "throughput_rps": load.throughput_rps,
+        "achieved_rps": load.achieved_rps,
+        "error_rate": load.errors / load.requests if load.requests else 0.0,
+        "cpu_percent": trial.process.cpu_percent,
+        **{key: getattr(load.latency_ms, key) for key in ("p50", "p90", "p99", "p999", "max")},
+    }
+    if load.uncorrected_ms is not None:
+        metrics |= {"u_p50": load.uncorrected_ms.p50, "u_p99": load.uncorrected_ms.p99}
+    if load.slip_ms is not None:
+        metrics["slip_p99"] = load.slip_ms.p99
+    metrics |= {f"server_{key}": value for key, value in trial.server_latency_ms.items()}
+    return metrics
+
+
+def make_point(target_rps: float | None, trials: Sequence[Trial]) -> LoadPoint:
+    valid = [t for t in trials if t.valid]
+    summary = (
+        {
+            key: Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
+            for key, e in summarize([trial_metrics(t) for t in valid]).items()
+        }
+        if valid
+        else {}
+    )
+    return LoadPoint(
+        target_rps=target_rps,
+        trials=list(trials),
+        summary=summary,
+        valid=bool(valid) and 2 * len(valid) >= len(trials),
+    )
+
+
+def slo_point(point: LoadPoint, slo: slo_.Slo) -> slo_.Point:
+    """The point as the SLO search sees it: the median latency at the SLO's percentile."""
+    key = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}.get(slo.percentile, "p99")
+    latency = point.summary[key].median if key in point.summary else float("inf")
+    errors = point.summary["error_rate"].median if "error_rate" in point.summary else 1.0
+    rate = point.target_rps if point.target_rps is not None else 0.0
+    return slo_.Point(rate=rate, latency_ms=latency, error_rate=errors, valid=point.valid)

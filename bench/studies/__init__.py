@@ -1,0 +1,1 @@
+"""In-process studies, one module per kind, each with its report section."""
