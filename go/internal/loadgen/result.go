@@ -95,8 +95,11 @@ func (r *Result) WriteJSON(path string) error {
 	return nil
 }
 
-// summaryPercentiles are the rows of the summary's latency table.
-var summaryPercentiles = []float64{50, 75, 90, 99, 99.9, 99.99}
+// summaryPercentiles are the rows of the summary's latency table: wrk2's, up
+// to 99.99%, and p95, the percentile k6 and Locust users look for first. Only
+// the text has them; the JSON keeps the histograms, from which the harness
+// computes any percentile.
+var summaryPercentiles = []float64{50, 75, 90, 95, 99, 99.9, 99.99}
 
 // WriteSummary prints the human summary, in the spirit of wrk2's.
 func (r *Result) WriteSummary(w io.Writer) error {
