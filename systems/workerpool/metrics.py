@@ -6,10 +6,9 @@ bucket by bucket.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from prometheus_client import Gauge, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-
+from systems.serving import RequestMetrics
 from systems.workerpool.kernels import KERNELS
 
 DURATION_BUCKETS = (
@@ -41,25 +40,24 @@ DURATION_BUCKETS = (
 # The statuses /work can answer, bound up front so that every scrape sees them (at 0 before use).
 KNOWN_CODES = (200, 400, 405, 503, 504)
 
-# The contract names exactly these series; *_created companions would be noise next to Go's.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-
 
 class Metrics:
-    """All series in one dedicated registry; the label children the hot path needs, bound once."""
+    """All series in one dedicated registry; the label children the hot path needs, bound once.
+
+    ``http`` holds the series every service has (``workerpool_requests_total``,
+    ``workerpool_request_duration_seconds``, ``workerpool_in_flight``), counting /work only.
+    """
 
     def __init__(self, workers: int) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self._requests = Counter(
-            "workerpool_requests", "Answers to /work, by HTTP status.", ["code"], registry=r
-        )
-        self.duration = Histogram(
-            "workerpool_request_duration_seconds",
-            "Time from a /work request's arrival at the handler to its answer.",
+        self.http = RequestMetrics(
+            "workerpool",
             buckets=DURATION_BUCKETS,
-            registry=r,
+            known_codes=KNOWN_CODES,
+            requests_help="Answers to /work, by HTTP status.",
+            duration_help="Time from a /work request's arrival at the handler to its answer.",
+            in_flight_help="Tasks admitted and unfinished (running or queued).",
         )
+        self.registry = r = self.http.registry
         task = Histogram(
             "workerpool_task_duration_seconds",
             "Kernel run time, measured where the kernel ran (a thread, a process or the loop).",
@@ -67,25 +65,9 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self._in_flight = Gauge(
-            "workerpool_in_flight", "Tasks admitted and unfinished (running or queued).", registry=r
-        )
         workers_gauge = Gauge("workerpool_workers", "The --workers value.", registry=r)
         workers_gauge.set(workers)
-        self.requests = {code: self._requests.labels(str(code)) for code in KNOWN_CODES}
         self.task = {kernel: task.labels(kernel) for kernel in KERNELS}
-
-    def watch_in_flight(self, read: Callable[[], float]) -> None:
-        """Have ``workerpool_in_flight`` read the count at scrape time (nothing on the hot path)."""
-        self._in_flight.set_function(read)
-
-    def count_request(self, code: int, seconds: float) -> None:
-        """Count one /work answer with status ``code`` that took ``seconds``."""
-        child = self.requests.get(code)
-        if child is None:
-            child = self.requests[code] = self._requests.labels(str(code))
-        child.inc()
-        self.duration.observe(seconds)
 
     def observe_task(self, kernel: str, seconds: float) -> None:
         """One kernel run of ``seconds``, as measured where it ran."""

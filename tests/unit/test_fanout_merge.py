@@ -1,4 +1,4 @@
-"""Pure logic of the Python fan-out service: the merged answer, part parsing, envelopes, flags."""
+"""Pure logic of the Python fan-out service: the merged answer, part parsing, flags."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from systems.fanout.gather import BACKENDS, BodyBuilder, Failure, Outcome, backend_paths, parse_part
-from systems.fanout.service import c_parser_problem, error_body, parse_args
+from systems.fanout.service import parse_args
 
 
 def _part(name: str, item: str, value: int) -> str:
@@ -94,16 +94,6 @@ def test_backend_paths_keep_a_replica_path_prefix() -> None:
         "/sim/backend/a/",
         "/sim/backend/b/",
     ]
-
-
-def test_error_envelope() -> None:
-    assert json.loads(error_body("not_found", "no such path")) == {
-        "error": {"code": "not_found", "message": "no such path"}
-    }
-
-
-def test_c_http_parser_is_in_use_here() -> None:
-    assert c_parser_problem() is None
 
 
 def test_flag_defaults() -> None:

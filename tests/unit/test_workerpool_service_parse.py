@@ -1,4 +1,5 @@
-"""The worker-pool service's request validation: query and JSON forms, limits, field order.
+"""The worker-pool service's request validation (``request.py``): query and JSON forms, limits,
+field order.
 
 Every refusal is InvalidArgument whose message starts with the field it names (``rounds: ...``,
 ``"priority": unknown ...``, ``body: ...``) and quotes the offending value.
@@ -11,7 +12,7 @@ import json
 import pytest
 
 from systems.workerpool.pools import Task
-from systems.workerpool.service import (
+from systems.workerpool.request import (
     MAX_BODY,
     InvalidArgument,
     answer_body,
