@@ -1,62 +1,59 @@
 """The catalog of systems: every `systems/<pattern>/system.toml`, parsed and checked.
 
 Reading the catalog starts nothing. A malformed file raises CatalogError whose message is one line
-naming the file and the field, e.g. `systems/fanout/system.toml: implementations.go.port: Input
+naming the file and the field, e.g. `systems/demo/system.toml: implementations.go.port: Input
 should be a valid integer`.
 
-Commands are lists of strings with `{placeholders}`: every parameter of the pattern, plus
-`python` (the harness's interpreter), `root` (the repository), `port` (the implementation's own),
-and for each support process `S`, `S_urls` (comma-separated `http://127.0.0.1:PORT`) and
-`S_addrs` (`127.0.0.1:PORT`, comma-separated).
+The catalog knows the *shape* of a pattern (implementations, support processes, parameters,
+profiles) but no kind of engine, probe or study: their tables (`[scenario.<engine>]`,
+`probe = {kind = ...}`, `[studies.<name>] kind = ...`) are checked against the table models the
+composition root hands in (`Kinds`), after rendering them with each profile's parameters.
+
+Strings are templates with `{placeholders}`: every parameter of the pattern, plus `python` (the
+harness's interpreter), `root` (the repository), `port` (the implementation's own), and for each
+support process `S`: `S_urls` (comma-separated `http://127.0.0.1:PORT`), `S_addrs`
+(`127.0.0.1:PORT`, comma-separated) and `S_port` (its first port). A string that is exactly one
+placeholder takes the parameter's own type (`when = "{inprocess}"` is a boolean).
 """
 
 from __future__ import annotations
 
 import string
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.models import ParamValue, first_error
+from bench.params import (
+    LOAD_PARAMS,
+    OPTIONAL_PARAMS,
+    ParamError,
+    check_load_params,
+    coerce_durations,
+    parse_param,
+)
 
-#: Parameters every pattern declares, because the harness and its load engines need them.
-LOAD_PARAMS = (
-    "engine",  # locust | loadgen
-    "load_model",  # open-loop | closed-loop (closed-loop: locust only)
-    "rate",  # open-loop target, requests/s
-    "rates",  # "" or a sweep, "500,1000,2000"
-    "arrival",  # constant | poisson
-    "trials",  # repeated trials per implementation and rate, interleaved
-    "slo",  # e.g. "p99<=50ms,errors<=0.1%": judges sweep points and the max-rate search
-    "find_max",  # search the highest rate meeting the SLO instead of a fixed sweep
-    "users",  # closed-loop Locust users ...
-    "spawn_rate",  # ... and how fast they start
-    "duration_s",
-    "warmup_s",
-)
-#: Parameters a pattern with an [inprocess] table declares (bench/inprocess.py reads them).
-INPROCESS_PARAMS = (
-    "inprocess",  # false: skip the study
-    "inprocess_scaling_ms",  # task size of the throughput-vs-workers figures
-    "inprocess_task_ms",  # "0.1,1,10,100": task sizes of the crossover
-    "inprocess_hash_sizes",  # hash block sizes, bytes
-    "inprocess_batch_s",  # one batch is about this much of one worker's time
-    "inprocess_processes",  # pyperf worker processes per configuration
-    "inprocess_values",  # timed batches per pyperf process
-    "inprocess_go_count",  # go test -bench -count
-)
-_CHOICES = {
-    "engine": ("locust", "loadgen"),
-    "load_model": ("open-loop", "closed-loop"),
-    "arrival": ("constant", "poisson"),
-}
 BUILTIN_NAMES = ("python", "root", "port")
+_SINGLE = string.Formatter()
 
 
 class CatalogError(Exception):
     """A system.toml (or a parameter given for it) that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kinds:
+    """The table models of every kind the harness knows, by name (cli.py's dict literals)."""
+
+    engines: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    #: Engines that can run closed-loop users.
+    closed_loop: frozenset[str] = frozenset()
+    probes: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    studies: Mapping[str, type[BaseModel]] = field(default_factory=dict)
 
 
 class _Model(BaseModel):
@@ -70,15 +67,48 @@ class Build(_Model):
     command: list[str] = Field(min_length=1)
 
 
+class KindTable(BaseModel):
+    """A table naming its kind; the other keys belong to the kind's own model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str
+
+    def rest(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class StudyTable(KindTable):
+    when: Any = Field(default=True, description="a boolean, or `{param}` naming one")
+
+
+class Metrics(_Model):
+    """Where an implementation serves Prometheus metrics: its own port unless `port` is given."""
+
+    port: int | None = Field(default=None, ge=1024, le=65535)
+    path: str = Field(default="/metrics", pattern=r"^/")
+
+
+HTTP_READY = KindTable(kind="http", path="/healthz")  # type: ignore[call-arg]
+
+
 class Support(_Model):
-    """A process the implementations need (e.g. simulated backends), started before each."""
+    """A process implementations need (simulated backends, a database, a core service).
+
+    `scope = "trial"` starts it afresh with each trial (as the implementation is); `"run"` starts
+    it once per run, runs `setup` once it is ready and `reset` before every trial.
+    """
 
     description: str = ""
     build: Build | None = None
     command: list[str] = Field(min_length=1)
     ports: list[int] = Field(min_length=1)
-    ready: str = "/healthz"
+    probe: KindTable = HTTP_READY
     ready_timeout_s: float = 20.0
+    scope: Literal["run", "trial"] = "trial"
+    setup: list[list[str]] = []
+    reset: list[list[str]] = []
+    gpu: bool = False
 
 
 class Implementation(_Model):
@@ -87,33 +117,42 @@ class Implementation(_Model):
     build: Build | None = None
     command: list[str] = Field(min_length=1, description="the program; the pattern's args follow")
     port: int = Field(ge=1024, le=65535)
-    ready: str = "/healthz"
+    probe: KindTable = HTTP_READY
+    metrics: Metrics | None = Field(
+        default=None, description="default: /metrics on its port when its probe is http"
+    )
     ready_timeout_s: float = 20.0
+    needs: list[str] = Field(default=[], description="the support processes it is started with")
+    gpu: bool = Field(default=False, description="one GPU when the machine has one, else none")
+
+    def metrics_endpoint(self) -> Metrics | None:
+        if self.metrics is not None:
+            return self.metrics
+        return Metrics() if self.probe.kind == "http" else None
 
 
-class ScenarioSpec(_Model):
-    locustfile: str
-    args: list[str] = Field(default=[], description="extra Locust arguments")
-    closed_loop_user: str = Field(description="the locustfile's closed-loop User class")
-    open_loop_user: str = Field(description="its open_loop_user() class")
-    loadgen_path: str = Field(description="loadgen's request path; {{rand:N}} → 0..N-1")
+class SelfCheckTable(_Model):
+    """How `patternbench selfcheck` slows the pattern down to see whether the gate notices: a
+    busy wait of `{delay_us}` microseconds (`code`, in the file's language) inserted in `file`
+    right after the line `after` of one implementation's request handler."""
+
+    implementation: str
+    file: str
+    after: str = Field(min_length=1)
+    code: str = Field(min_length=1, description="may use {delay_us}")
+
+
+class ScenarioTables(BaseModel):
+    """`[scenario]`: the system's latency metric, and one table per load engine."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     server_latency_metric: str | None = Field(
         default=None, description="the system's Prometheus latency histogram (seconds)"
     )
 
-
-class InProcessSpec(_Model):
-    """An in-process pool study (bench/inprocess.py): the pools timed without a network.
-
-    Its knobs are parameters (`inprocess`, `inprocess_*` in [params]) so that profiles and
-    `--param` set them like any other.
-    """
-
-    pyperf_script: str = Field(description="the pyperf benchmark, relative to the root")
-    go_dir: str = "go"
-    go_package: str = Field(description="the Go package holding the benchmark, e.g. ./internal/x")
-    go_benchmark: str = Field(description="the benchmark function, e.g. BenchmarkPool")
-    pools: list[Literal["sync", "threads", "processes"]] = Field(min_length=1)
+    def engines(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, dict)}
 
 
 class Pattern(_Model):
@@ -126,8 +165,9 @@ class Pattern(_Model):
         "gets every CPU and shares some with the generator (for systems that scale with cores "
         "under a light load)",
     )
-    inprocess: InProcessSpec | None = None
-    scenario: ScenarioSpec
+    scenario: ScenarioTables
+    studies: dict[str, StudyTable] = {}
+    selfcheck: SelfCheckTable | None = None
     args: list[str] = Field(
         default=[], description="the contract's flags, for every implementation"
     )
@@ -137,6 +177,9 @@ class Pattern(_Model):
     implementations: dict[str, Implementation] = Field(min_length=1)
     root: Path = Field(default=Path("."), exclude=True)
     folder: Path = Field(default=Path("."), exclude=True)
+    kinds: Kinds = Field(default_factory=Kinds, exclude=True)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     @field_validator("support")
     @classmethod
@@ -147,101 +190,171 @@ class Pattern(_Model):
         return value
 
     def template_names(self) -> set[str]:
-        names = set(self.params) | set(BUILTIN_NAMES)
+        names = set(self.params) | set(OPTIONAL_PARAMS) | set(BUILTIN_NAMES)
         for name in self.support:
-            names |= {f"{name}_urls", f"{name}_addrs"}
+            names |= {f"{name}_urls", f"{name}_addrs", f"{name}_port"}
         return names
 
-    def resolve_params(self, profile: str, overrides: dict[str, str]) -> dict[str, ParamValue]:
+    def resolve_params(self, profile: str, overrides: Mapping[str, str]) -> dict[str, ParamValue]:
         """Defaults, then the profile, then `--param k=v` overrides, each typed like its default."""
         if profile != "default" and profile not in self.profiles:
             known = ", ".join(["default", *sorted(self.profiles)])
             raise CatalogError(f"{self.pattern}: no profile {profile!r} (known: {known})")
-        params = dict(self.params)
+        params: dict[str, ParamValue] = {**OPTIONAL_PARAMS, **self.params}
         params.update(self.profiles.get(profile, {}))
-        for key, text in overrides.items():
-            if key not in params:
-                known = ", ".join(sorted(params))
-                raise CatalogError(f"--param {key}: {self.pattern} has no such parameter ({known})")
-            params[key] = parse_param(key, text, params[key])
-        check_load_params(params)
+        try:
+            coerce_durations(params)
+            for key, text in overrides.items():
+                if key not in params:
+                    known = ", ".join(sorted(params))
+                    raise ParamError(
+                        f"--param {key}: {self.pattern} has no such parameter ({known})"
+                    )
+                params[key] = parse_param(key, text, params[key])
+            engines = {e: e in self.kinds.closed_loop for e in self.scenario.engines()}
+            check_load_params(params, engines)
+        except ParamError as e:
+            raise CatalogError(str(e)) from None
         return params
 
+    def engine_table(self, engine: str, values: Mapping[str, object]) -> BaseModel:
+        """The engine's `[scenario.<engine>]` table, rendered and checked by its model."""
+        raw = render_table(self.scenario.engines()[engine], values)
+        return self.kinds.engines[engine].model_validate(raw)
 
-def rate_list(text: str) -> list[float]:
-    """`500,1000` → [500.0, 1000.0]; every rate positive."""
-    try:
-        rates = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise CatalogError(f"--param rates={text}: expected rates like 500,1000,2000") from None
-    if any(r <= 0 for r in rates):
-        raise CatalogError(f"--param rates={text}: every rate must be positive")
-    return rates
+    def study_spec(self, name: str, values: Mapping[str, object]) -> tuple[str, BaseModel] | None:
+        """A study's kind and its checked spec, rendered with values; None when `when` is off."""
+        table = self.studies[name]
+        if render_table({"when": table.when}, values)["when"] is not True:
+            return None
+        model = self.kinds.studies[table.kind]
+        return table.kind, model.model_validate(render_table(table.rest(), values))
 
-
-def check_load_params(params: dict[str, ParamValue]) -> None:
-    """The harness's own parameters, checked once they are resolved."""
-    for key, allowed in _CHOICES.items():
-        if params[key] not in allowed:
-            raise CatalogError(f"--param {key}={params[key]}: expected one of {', '.join(allowed)}")
-    for key in ("trials", "users", "duration_s", "rate"):
-        value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise CatalogError(f"--param {key}={value}: must be a positive number")
-    warmup = params["warmup_s"]
-    if isinstance(warmup, bool) or not isinstance(warmup, int | float) or warmup < 0:
-        raise CatalogError(f"--param warmup_s={warmup}: must be zero or more")
-    if params["engine"] == "loadgen" and params["load_model"] == "closed-loop":
-        raise CatalogError("--param engine=loadgen: loadgen is open-loop only (use locust)")
-    if params["load_model"] == "closed-loop" and (params["rates"] or params["find_max"]):
-        raise CatalogError("rate sweeps and the max-rate search need open-loop load")
-    rate_list(str(params["rates"]))
-
-
-def parse_param(key: str, text: str, like: ParamValue) -> ParamValue:
-    """Parse a command-line value to the type of the parameter's default."""
-    try:
-        if isinstance(like, bool):
-            lowered = text.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return lowered in ("true", "1", "yes")
-        if isinstance(like, int):
-            return int(text)
-        if isinstance(like, float):
-            return float(text)
-    except ValueError:
-        raise CatalogError(
-            f"--param {key}={text}: expected {type(like).__name__} like {like!r}"
-        ) from None
-    return text
+    def study_tables(self, values: Mapping[str, object]) -> dict[str, tuple[str, BaseModel]]:
+        """The studies switched on by `when`, as (kind, checked spec)."""
+        found = {name: self.study_spec(name, values) for name in self.studies}
+        return {name: spec for name, spec in found.items() if spec is not None}
 
 
 def _placeholders(template: str) -> list[str]:
-    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
 
 
-def _check_templates(pattern: Pattern, file: Path) -> None:
+def render(templates: list[str], values: Mapping[str, object]) -> list[str]:
+    return [t.format_map(values) for t in templates]
+
+
+def render_table(value: Any, values: Mapping[str, object], *, typed: bool = True) -> Any:
+    """Every string of a TOML value rendered; a table's value that is one placeholder keeps the
+    parameter's type (items of a list, such as command arguments, stay strings)."""
+    if isinstance(value, str):
+        parts = list(_SINGLE.parse(value))
+        if len(parts) == 1 and parts[0][0] == "" and parts[0][1] and not parts[0][2]:
+            name = parts[0][1]
+            if typed and name in values and not parts[0][3]:
+                return values[name]
+        return value.format_map(values)
+    if isinstance(value, dict):
+        return {k: render_table(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_table(v, values, typed=False) for v in value]
+    return value
+
+
+def _strings(value: Any, where: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(where, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
+    return []
+
+
+def _check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
     known = pattern.template_names()
-    lists: list[tuple[str, list[str]]] = [("args", pattern.args)]
-    lists.append(("scenario.args", pattern.scenario.args))
-    lists.append(("scenario.loadgen_path", [pattern.scenario.loadgen_path]))
-    lists += [(f"support.{n}.command", s.command) for n, s in pattern.support.items()]
-    lists += [
-        (f"implementations.{n}.command", i.command) for n, i in pattern.implementations.items()
+    found = _strings(raw.get("args", []), "args") + _strings(raw.get("scenario", {}), "scenario")
+    found += _strings(raw.get("studies", {}), "studies")
+    for group in ("support", "implementations"):
+        for name, table in raw.get(group, {}).items():
+            for key in ("command", "setup", "reset"):
+                found += _strings(table.get(key, []), f"{group}.{name}.{key}")
+    for where, template in found:
+        try:
+            fields = _placeholders(template)
+        except ValueError as e:
+            raise CatalogError(f"{file}: {where}: {e}") from None
+        for name in fields:
+            if name not in known:
+                raise CatalogError(f"{file}: {where}: unknown placeholder {{{name}}}")
+
+
+def _check_kinds(pattern: Pattern, file: Path) -> None:
+    """Names that must exist: engines, probe and study kinds, `needs`; each kind's table."""
+    kinds = pattern.kinds
+    for engine in pattern.scenario.engines():
+        if engine not in kinds.engines:
+            known = ", ".join(kinds.engines)
+            raise CatalogError(f"{file}: scenario.{engine}: no such load engine (known: {known})")
+    groups: list[tuple[str, Mapping[str, Support | Implementation]]] = [
+        ("support", pattern.support),
+        ("implementations", pattern.implementations),
     ]
-    for where, templates in lists:
-        for index, template in enumerate(templates):
+    for group, members in groups:
+        for name, member in members.items():
+            where = f"{file}: {group}.{name}.probe"
+            model = kinds.probes.get(member.probe.kind)
+            if model is None:
+                raise CatalogError(f"{where}.kind: no such probe {member.probe.kind!r} "
+                                   f"(known: {', '.join(kinds.probes)})")  # fmt: skip
             try:
-                fields = _placeholders(template)
-            except ValueError as e:
-                raise CatalogError(f"{file}: {where}[{index}]: {e}") from None
-            for field in fields:
-                if field not in known:
-                    raise CatalogError(f"{file}: {where}[{index}]: unknown placeholder {{{field}}}")
+                model.model_validate(member.probe.rest())
+            except ValidationError as e:
+                raise CatalogError(f"{where}.{first_error(e)}") from None
+    for name, impl in pattern.implementations.items():
+        for need in impl.needs:
+            if need not in pattern.support:
+                raise CatalogError(f"{file}: implementations.{name}.needs: no support {need!r}")
+    if pattern.selfcheck and pattern.selfcheck.implementation not in pattern.implementations:
+        raise CatalogError(f"{file}: selfcheck.implementation: no implementation "
+                           f"{pattern.selfcheck.implementation!r}")  # fmt: skip
+    for name, table in pattern.studies.items():
+        if table.kind not in kinds.studies:
+            raise CatalogError(f"{file}: studies.{name}.kind: no such study {table.kind!r} "
+                               f"(known: {', '.join(kinds.studies)})")  # fmt: skip
 
 
-def load_pattern(file: Path, root: Path) -> Pattern:
+def template_values(pattern: Pattern, params: Mapping[str, ParamValue]) -> dict[str, object]:
+    """Placeholder values with ports as declared (for checking tables; runs shift ports)."""
+    values: dict[str, object] = {**params, "python": "python", "root": pattern.root, "port": ""}
+    for name, support in pattern.support.items():
+        values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in support.ports)
+        values[f"{name}_addrs"] = ",".join(f"127.0.0.1:{p}" for p in support.ports)
+        values[f"{name}_port"] = support.ports[0]
+    return values
+
+
+def _check_profiles(pattern: Pattern, file: Path) -> None:
+    for profile in ("default", *pattern.profiles):
+        where = "params" if profile == "default" else f"profiles.{profile}"
+        try:
+            params = pattern.resolve_params(profile, {})
+        except CatalogError as e:
+            raise CatalogError(f"{file}: {where}: {str(e).removeprefix('--param ')}") from None
+        values = template_values(pattern, params)
+        for engine in pattern.scenario.engines():
+            try:
+                pattern.engine_table(engine, values)
+            except ValidationError as e:
+                raise CatalogError(f"{file}: scenario.{engine}.{first_error(e)}") from None
+        for name in pattern.studies:
+            try:
+                pattern.study_spec(name, values)
+            except ValidationError as e:
+                raise CatalogError(f"{file}: studies.{name}.{first_error(e)}") from None
+
+
+def load_pattern(file: Path, root: Path, kinds: Kinds | None = None) -> Pattern:
     display = file.relative_to(root) if file.is_relative_to(root) else file
     try:
         raw: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -250,36 +363,30 @@ def load_pattern(file: Path, root: Path) -> Pattern:
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{display}: not valid TOML: {e}") from None
     try:
-        pattern = Pattern.model_validate({**raw, "root": root, "folder": file.parent})
+        pattern = Pattern.model_validate(
+            {**raw, "root": root, "folder": file.parent, "kinds": kinds or Kinds()}
+        )
     except ValidationError as e:
         raise CatalogError(f"{display}: {first_error(e)}") from None
     if pattern.pattern != file.parent.name:
         raise CatalogError(
             f"{display}: pattern: {pattern.pattern!r} must match its folder {file.parent.name!r}"
         )
-    required = LOAD_PARAMS + (INPROCESS_PARAMS if pattern.inprocess else ())
-    missing = [p for p in required if p not in pattern.params]
+    missing = [p for p in LOAD_PARAMS if p not in pattern.params]
     if missing:
         raise CatalogError(f"{display}: params: missing {', '.join(missing)}")
     for profile, values in pattern.profiles.items():
         for key in values:
-            if key not in pattern.params:
+            if key not in pattern.params and key not in OPTIONAL_PARAMS:
                 raise CatalogError(f"{display}: profiles.{profile}.{key}: not a declared param")
-    _check_templates(pattern, display)
-    for profile in ("default", *pattern.profiles):
-        try:
-            pattern.resolve_params(profile, {})
-        except CatalogError as e:
-            where = "params" if profile == "default" else f"profiles.{profile}"
-            raise CatalogError(f"{display}: {where}: {str(e).removeprefix('--param ')}") from None
+    _check_templates(pattern, raw, display)
+    if kinds is not None:
+        _check_kinds(pattern, display)
+        _check_profiles(pattern, display)
     return pattern
 
 
-def load_catalog(root: Path) -> dict[str, Pattern]:
-    """Every pattern under root/systems, by name."""
+def load_catalog(root: Path, kinds: Kinds | None = None) -> dict[str, Pattern]:
+    """Every pattern under root/systems, by name; with `kinds`, every kind's table checked."""
     files = sorted((root / "systems").glob("*/system.toml"))
-    return {p.pattern: p for p in (load_pattern(f, root) for f in files)}
-
-
-def render(templates: list[str], values: dict[str, object]) -> list[str]:
-    return [t.format_map(values) for t in templates]
+    return {p.pattern: p for p in (load_pattern(f, root, kinds) for f in files)}

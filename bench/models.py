@@ -13,20 +13,28 @@ Schema history (bump SCHEMA_VERSION when a reader of an older file would misread
   schedule slip, target vs achieved rate, validity; medians with confidence intervals;
   server-side latency; SLO search results.
 - 3: an optional in-process study (`inprocess`): pools measured without a network by pyperf and
-  `go test -bench`, throughput per worker count and task size. Version 2 files still load.
+  `go test -bench`, throughput per worker count and task size.
+- 4: studies are generic: `studies`, a list of `Study` (its kind, name and spec as used, labelled
+  series with units, named estimates, errors and a free `metadata` map, as pyperf keeps facts of
+  one benchmark out of its schema), replacing `inprocess`. The scenario names its engine and
+  records the engine's own table as used (`engine_spec`) instead of a locustfile. Percentiles
+  have p95. An implementation that asked for a GPU records the device it got (`device`), the
+  environment the GPUs found (`gpus`). The scenario says what the profile's time budget cut
+  (`notes`).
+
+Files of versions 2 and 3 are upgraded on load, in one place (`bench.store.upgrade`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 ParamValue = int | float | str | bool
-Engine = Literal["locust", "loadgen"]
 LoadModel = Literal["closed-loop", "open-loop"]
 
 
@@ -54,6 +62,7 @@ class Environment(_Model):
     python: str
     go: str | None
     libraries: dict[str, str]
+    gpus: list[str] = Field(default=[], description="names of the GPUs found, e.g. NVIDIA H200")
 
 
 class Scenario(_Model):
@@ -61,13 +70,18 @@ class Scenario(_Model):
 
     pattern: str
     profile: str
-    engine: Engine
+    engine: str = Field(description="the load engine's name, e.g. loadgen or locust")
+    engine_spec: dict[str, Any] = Field(
+        description="the engine's own table of the system.toml ([scenario.<engine>]) as used"
+    )
     load_model: LoadModel
     arrival: Literal["constant", "poisson"] | None = Field(description="open-loop arrivals")
     rates: list[float] = Field(description="target rates (req/s) of the points; [] closed-loop")
     trials: int = Field(ge=1)
     slo: str | None = Field(description="the SLO points are judged against, when one was given")
-    locustfile: str
+    notes: list[str] = Field(
+        default=[], description="what the run changed of its parameters and why (a time budget)"
+    )
     params: dict[str, ParamValue]
 
 
@@ -76,6 +90,10 @@ class Percentiles(_Model):
 
     p50: float
     p90: float
+    p95: float | None = Field(
+        description="None only in results upgraded from schema 3 that kept no histogram of it "
+        "(schedule slip)"
+    )
     p99: float
     p999: float
     max: float
@@ -85,7 +103,7 @@ class Percentiles(_Model):
 class LoadStats(_Model):
     """What the load generator measured in one trial's window (warm-up excluded)."""
 
-    engine: Engine
+    engine: str
     load_model: LoadModel
     target_rps: float | None = Field(description="offered load: the open-loop rate or paced users")
     achieved_rps: float = Field(description="requests sent per second in the window")
@@ -144,7 +162,7 @@ class LoadPoint(_Model):
     target_rps: float | None
     trials: list[Trial]
     summary: dict[str, Estimate] = Field(
-        description="over valid trials: throughput_rps, achieved_rps, p50, p90, p99, p999, "
+        description="over valid trials: throughput_rps, achieved_rps, p50, p90, p95, p99, p999, "
         "max (corrected), u_p50, u_p99 (uncorrected), error_rate"
     )
     valid: bool = Field(description="at least one valid trial, and most trials valid")
@@ -175,54 +193,67 @@ class ImplementationResult(_Model):
         default=None, description="highest swept rate meeting the SLO with every lower rate"
     )
     search: SloSearch | None = None
-
-
-class InProcessMeasurement(_Model):
-    """One pool configuration timed in process: batches of identical-cost tasks."""
-
-    implementation: str = Field(description="python-sync, python-threads, python-processes, go…")
-    source: Literal["pyperf", "go-bench"]
-    kernel: Literal["spin", "hash"]
-    rounds: int = Field(ge=0)
-    size: int = Field(ge=0, description="hash block in bytes; 0 for spin")
-    workers: int = Field(ge=1)
-    tasks: int = Field(ge=1, description="tasks per batch")
-    task_ms: float = Field(description="the task cost aimed at, calibrated on one worker")
-    batch_seconds: list[float] = Field(min_length=1, description="every timed batch")
-    throughput: Estimate = Field(description="tasks/s: median over batches, bootstrap CI")
-
-
-class FreeThreaded(_Model):
-    """Whether a free-threaded CPython (no GIL) was found to run the thread pool on."""
-
-    available: bool
-    interpreter: str | None = None
-    version: str | None = None
-    note: str = Field(description="where it was looked for, or why it was not used")
-
-
-class InProcessStudy(_Model):
-    """Pools without a network: scaling with workers and the overhead crossover by task size."""
-
-    cpus: list[int] = Field(description="the CPUs the benchmarks were pinned to")
-    ns_per_round: dict[str, float] = Field(
-        description="calibration: `language/kernel[/size]` → nanoseconds per kernel round"
+    device: str | None = Field(
+        default=None,
+        description="for an implementation that asked for a GPU: the one it got, e.g. "
+        "`cuda:0 (NVIDIA H200)`, or `cpu`",
     )
-    scaling_task_ms: float
-    task_ms: list[float] = Field(description="the task sizes of the crossover sweep")
-    free_threaded: FreeThreaded
-    measurements: list[InProcessMeasurement]
-    errors: list[str] = Field(default=[], description="configurations that could not be run")
+
+
+class Axis(_Model):
+    """What a coordinate of a series measures, and in what: `throughput` in `tasks/s`."""
+
+    name: str
+    unit: str
+
+
+class SeriesPoint(_Model):
+    x: float
+    y: Estimate = Field(description="the median of the samples with its confidence interval")
+    metadata: dict[str, Any] = Field(
+        default={}, description="facts of this point that the study's kind defines"
+    )
+
+
+class Series(_Model):
+    """One labelled curve of a study: an implementation's y against x, with units."""
+
+    label: str
+    implementation: str
+    x: Axis
+    y: Axis
+    points: list[SeriesPoint]
+    metadata: dict[str, Any] = Field(
+        default={}, description="facts shared by the points, defined by the study's kind"
+    )
+
+
+class Study(_Model):
+    """A measurement of a pattern besides its service sweep, run by a study kind (bench/studies).
+
+    The schema knows no kind: what a kind measures is in its series and estimates, and any fact
+    of its own is in `metadata`, as pyperf keeps facts of one benchmark out of its schema.
+    """
+
+    kind: str = Field(description="the study kind that ran it, e.g. pools")
+    name: str = Field(description="its table's name in the system.toml, [studies.<name>]")
+    spec: dict[str, Any] = Field(description="its table as used, rendered with the parameters")
+    series: list[Series] = []
+    estimates: dict[str, Estimate] = Field(
+        default={}, description="named figures with their confidence intervals"
+    )
+    errors: list[str] = Field(default=[], description="what could not be measured, and why")
+    metadata: dict[str, Any] = {}
 
 
 class RunResult(_Model):
-    schema_version: Literal[2, 3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     run_id: str
     created_at: datetime
     scenario: Scenario
     environment: Environment
     implementations: list[ImplementationResult]
-    inprocess: InProcessStudy | None = None
+    studies: list[Study] = []
 
     def implementation(self, name: str) -> ImplementationResult:
         for impl in self.implementations:

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Runs overview
 #
-# Every stored run as one pandas table, and p50/p99 of each implementation across runs.
+# Every stored run as one pandas table, and p50/p95/p99 of each implementation across runs.
 # A percent-format notebook: open it in Jupyter with jupytext, or run it as a script
 # (`python notebooks/runs_overview.py [--runs-dir DIR] [--out DIR]`); the tests run it, so it
 # cannot rot.
@@ -35,8 +35,9 @@ print(f"{len(runs)} measurements in {runs['run_id'].nunique() if len(runs) else 
 # %%
 measured = runs[runs["status"] == "ok"] if len(runs) else runs
 if len(measured):
+    latency = [c for c in ("p50_ms", "p95_ms", "p99_ms") if c in measured]
     table = measured.pivot_table(
-        index=["pattern", "run_id"], columns="implementation", values=["p50_ms", "p99_ms"]
+        index=["pattern", "run_id"], columns="implementation", values=latency
     )
     print(table.round(2).to_string())
 

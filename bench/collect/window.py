@@ -25,14 +25,15 @@ class SystemGone(Exception):
 class SystemWindow:
     """The system's side of the measured window: its /metrics and its process tree's CPU/RSS.
 
-    An overloaded system may not answer /metrics in time: then the trial has no server-side
+    A system that serves no metrics (no http probe and no `metrics` table) has only the process
+    figures. An overloaded system may not answer /metrics in time: then the trial has no server-side
     figures (`metrics_error` says why) but stands. Only a system that died fails it.
     """
 
     #: Short, so that a slow scrape cannot move the window it measures.
     SCRAPE_TIMEOUT_S = 1.0
 
-    def __init__(self, proc: RunningProcess, metrics_url: str) -> None:
+    def __init__(self, proc: RunningProcess, metrics_url: str | None) -> None:
         self._proc = proc
         self._metrics_url = metrics_url
         self._sampler: TreeSampler | None = None
@@ -42,6 +43,8 @@ class SystemWindow:
         self.process: ProcessStats | None = None
 
     def _scrape(self, when: str) -> str | None:
+        if self._metrics_url is None:  # the implementation serves no metrics
+            return None
         try:
             return scrape(self._metrics_url, timeout_s=self.SCRAPE_TIMEOUT_S)
         except OSError as e:

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.engines import recording
+from bench.engines.loadgen import Loadgen
 from bench.engines.url import LoadRequest
 from bench.engines.url import run as run_load
 from bench.launch.cpusets import plan
+from bench.launch.probes import http_ready
 from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
 from bench.stats import headroom
 
@@ -59,7 +61,7 @@ def hello_server(root: Path, cpus: list[int], workdir: Path) -> Iterator[str]:
         supervisor.start(
             LaunchSpec(
                 name="hello", command=["go/bin/hello", "--listen", f"127.0.0.1:{port}"],
-                cwd=root, cpus=cpus, ports=[port], ready_url=f"http://127.0.0.1:{port}/healthz",
+                cwd=root, cpus=cpus, ports=[port], ready=http_ready("127.0.0.1", port),
                 ready_timeout_s=10, log_path=workdir / "hello.log",
             )
         )  # fmt: skip
@@ -130,7 +132,7 @@ def measure_engines(root: Path, say: Callable[[str], None]) -> EngineFigures:
                     url=url, engine="loadgen", rate=rate, duration_s=3.0, warmup_s=1.0,
                     arrival="constant", users=1, cpus=cpus.loadgen,
                     workdir=workdir / f"loadgen-{rate:.0f}", root=root, max_in_flight=256,
-                ))  # fmt: skip
+                ), {"loadgen": Loadgen()})  # fmt: skip
                 slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
                 reasons = headroom.invalid_reasons(stats)
                 if stats.achieved_rps < ON_SCHEDULE_SHARE * rate:

@@ -4,30 +4,83 @@ loadgen sends requests at the target rate whatever the answers, measures each la
 intended send time (and from its actual send time beside it), and writes a JSON result whose
 fields are documented in `go/internal/loadgen`. Its measured window starts `warmup_s` after it
 starts, so the caller's window is opened then.
+
+What it sends is the pattern's `[scenario.loadgen]` table (`LoadgenTable`): an HTTP request
+(`path`, `method`, `body`, `headers`; `{rand:N}` in the path is a fresh integer in [0, N) per
+request) or a unary gRPC call (`grpc_method` with its `grpc_request` in protobuf's JSON mapping,
+encoded once with the descriptors of `proto_modules`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
+from bench.launch.protobuf import ProtoError, method, request_message
 from bench.launch.supervisor import Supervisor
 from bench.models import LoadStats
 
 #: Time after the window for in-flight requests to finish and the JSON to be written.
 SLACK_S = 12.0
+BUILD = ["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"]
 
 
-def command(binary: Path, spec: LoadSpec, output: Path) -> list[str]:
-    if spec.rate is None or spec.loadgen_path is None:
-        raise LoadError("loadgen needs an open-loop rate and the scenario's loadgen path")
+class LoadgenTable(BaseModel):
+    """`[scenario.loadgen]`: one HTTP request, or one unary gRPC call."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str | None = Field(default=None, pattern=r"^/", description="HTTP path and query")
+    method: str = Field(default="GET", description="HTTP method")
+    body: str = ""
+    headers: list[str] = Field(default=[], description="'Key: Value' each")
+    grpc_method: str | None = Field(default=None, description="/package.Service/Method")
+    grpc_request: dict[str, Any] = Field(default={}, description="the request, as JSON")
+    proto_modules: list[str] = Field(default=[], description="modules defining grpc_method")
+    grpc_conns: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> LoadgenTable:
+        if (self.path is None) == (self.grpc_method is None):
+            raise ValueError("give either path (HTTP) or grpc_method (gRPC)")
+        return self
+
+    def encoded_request(self) -> str:
+        """The gRPC request, protobuf-encoded, base64."""
+        assert self.grpc_method is not None
+        try:
+            found = method(self.grpc_method, self.proto_modules)
+            raw = request_message(found, self.grpc_request).SerializeToString()
+        except ProtoError as e:
+            raise LoadError(f"loadgen: {e}") from None
+        return base64.b64encode(raw).decode("ascii")
+
+
+def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> list[str]:
+    if spec.rate is None:
+        raise LoadError("loadgen needs an open-loop rate")
+    if table.grpc_method is not None:
+        what = [
+            "--url", f"grpc://{spec.host}:{spec.port}",
+            "--grpc-method", table.grpc_method,
+            "--grpc-request-base64", table.encoded_request(),
+            "--grpc-conns", str(table.grpc_conns),
+        ]  # fmt: skip
+    else:
+        what = ["--url", spec.base_url + str(table.path), "--method", table.method]
+        what += ["--body", table.body] if table.body else []
+        what += [x for h in table.headers for x in ("--header", h)]
     return [
         str(binary),
-        "--url", spec.host + spec.loadgen_path,
+        *what,
         "--rate", f"{spec.rate:g}",
         "--duration", f"{spec.duration_s:g}s",
         "--warmup", f"{spec.warmup_s:g}s",
@@ -39,8 +92,37 @@ def command(binary: Path, spec: LoadSpec, output: Path) -> list[str]:
     ]  # fmt: skip
 
 
+class Loadgen:
+    """The engine object the composition root names `loadgen`."""
+
+    table_model: type[BaseModel] = LoadgenTable
+    closed_loop = False
+
+    def build(self, tools_root: Path, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            done = subprocess.run(
+                BUILD, cwd=tools_root / "go", stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+        if done.returncode != 0:
+            raise LoadError(f"loadgen: `{' '.join(BUILD)}` exited with {done.returncode}")
+
+    def run(
+        self,
+        table: BaseModel,
+        spec: LoadSpec,
+        supervisor: Supervisor,
+        window: Window,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> LoadStats:
+        assert isinstance(table, LoadgenTable)
+        binary = spec.tools_root / "go" / "bin" / "loadgen"
+        return run(binary, table, spec, supervisor, window, on_progress)
+
+
 def run(
     binary: Path,
+    table: LoadgenTable,
     spec: LoadSpec,
     supervisor: Supervisor,
     window: Window,
@@ -50,7 +132,7 @@ def run(
         raise LoadError("loadgen is open-loop only: use the locust engine for closed-loop users")
     output = spec.workdir / "loadgen.json"
     output.unlink(missing_ok=True)
-    proc = start_generator(supervisor, spec, "loadgen", command(binary, spec, output))
+    proc = start_generator(supervisor, spec, "loadgen", command(binary, table, spec, output))
     opens_at = time.time() + spec.warmup_s
     try:
         follow(proc, spec, window, lambda: opens_at, on_progress, SLACK_S)

@@ -1,7 +1,9 @@
 """The Locust load engine: a locustfile run headless as a subprocess on the generator's CPUs.
 
-Closed-loop runs the locustfile's own users (paced by the scenario); open-loop runs its
-open-loop user (`bench.recording.open_loop_user`) as the single user, at the target rate.
+What it runs is the pattern's `[scenario.locust]` table (`LocustTable`): the locustfile, extra
+arguments, and its User classes. Closed-loop runs the closed-loop users (paced by the scenario);
+open-loop runs the open-loop user (`bench.engines.recording.open_loop_user`) as the single user,
+at the target rate.
 Latencies come from the recording hook (`bench.recording`), not from Locust's rounded
 statistics; the generator's CPU is measured from outside with psutil, because Locust's CPU
 warning never fires in runs shorter than about 20 s.
@@ -12,6 +14,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from bench.engines import recording
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
@@ -23,21 +28,52 @@ from bench.models import LoadStats
 RUN_TIME_SLACK_S = 2.0
 
 
-def command(spec: LoadSpec) -> list[str]:
-    assert spec.locust is not None, "a Locust run needs a locustfile"
+class LocustTable(BaseModel):
+    """`[scenario.locust]`: a locustfile that also runs on its own, and its User classes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    locustfile: str = Field(description="relative to the repository root")
+    args: list[str] = Field(default=[], description="extra Locust arguments")
+    closed_loop_user: str = Field(description="the locustfile's closed-loop User class")
+    open_loop_user: str = Field(description="its open_loop_user() class")
+
+
+class Locust:
+    """The engine object the composition root names `locust`."""
+
+    table_model: type[BaseModel] = LocustTable
+    closed_loop = True
+
+    def build(self, tools_root: Path, log: Path) -> None:
+        pass  # Locust runs in the harness's own environment
+
+    def run(
+        self,
+        table: BaseModel,
+        spec: LoadSpec,
+        supervisor: Supervisor,
+        window: Window,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> LoadStats:
+        assert isinstance(table, LocustTable)
+        return run(table, spec, supervisor, window, on_progress)
+
+
+def command(table: LocustTable, spec: LoadSpec) -> list[str]:
     open_loop = spec.load_model == "open-loop"
     run_time = max(1, round(spec.warmup_s + spec.duration_s + RUN_TIME_SLACK_S))
     return [
         sys.executable, "-m", "locust",
-        "-f", str(spec.locust.locustfile),
+        "-f", str(spec.root / table.locustfile),
         "--headless", "--only-summary",
         "--users", "1" if open_loop else str(spec.users),
         "--spawn-rate", "1" if open_loop else str(spec.spawn_rate),
         "--run-time", f"{run_time}s",
-        "--host", spec.host,
+        "--host", spec.base_url,
         "--loglevel", "WARNING",
-        *spec.locust.args,
-        spec.locust.open_loop_user if open_loop else spec.locust.closed_loop_user,
+        *table.args,
+        table.open_loop_user if open_loop else table.closed_loop_user,
     ]  # fmt: skip
 
 
@@ -58,6 +94,7 @@ def environment(spec: LoadSpec, record: str) -> dict[str, str]:
 
 
 def run(
+    table: LocustTable,
     spec: LoadSpec,
     supervisor: Supervisor,
     window: Window,
@@ -69,7 +106,7 @@ def run(
     record.unlink(missing_ok=True)
     announced.unlink(missing_ok=True)
     proc = start_generator(
-        supervisor, spec, "locust", command(spec), environment(spec, str(record))
+        supervisor, spec, "locust", command(table, spec), environment(spec, str(record))
     )
 
     def window_start() -> float | None:

@@ -1,9 +1,12 @@
-"""What every load engine shares: the spec of one measurement, the measured window, following
-the generator process, and turning its histograms into `LoadStats`.
+"""What every load engine shares: the protocol, the spec of one measurement, the measured
+window, following the generator process, and turning its histograms into `LoadStats`.
 
-Engines (`bench.locust_engine`, `bench.loadgen_engine`) each start their generator under the
-Supervisor on the load generator's CPUs and return `LoadStats`; whether the generator was the
-limit is decided afterwards, in one place (`bench.headroom`).
+An engine (`bench.engines.loadgen`, `bench.engines.locust`) reads *what* to send from its own
+table in the pattern's system.toml (`[scenario.loadgen]`, `[scenario.locust]`: its
+`table_model`), and *how much, how long, where* from a `LoadSpec` the runner builds the same way
+for every engine. It starts its generator under the Supervisor on the load generator's CPUs and
+returns `LoadStats`; whether the generator was the limit is decided afterwards, in one place
+(`bench.stats.headroom`). The runner never branches on an engine's name.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pydantic import BaseModel
+
 from bench.collect.process import TreeSampler
 from bench.launch.supervisor import LaunchSpec, RunningProcess, Supervisor
-from bench.models import Engine, LoadModel, LoadStats
+from bench.models import LoadModel, LoadStats
 from bench.stats.percentiles import decode, percentiles
 
 
@@ -33,18 +38,11 @@ class Window(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LocustScenario:
-    locustfile: Path
-    args: Sequence[str]
-    closed_loop_user: str
-    open_loop_user: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class LoadSpec:
     """One measurement: where, how long, which load, on which CPUs."""
 
     host: str
+    port: int
     load_model: LoadModel
     duration_s: float
     warmup_s: float
@@ -57,12 +55,42 @@ class LoadSpec:
     users: int = 1
     spawn_rate: float = 1.0
     paced_rps: float | None = None
-    locust: LocustScenario | None = None
-    loadgen_path: str | None = None
+    #: The pattern's repository (a worktree in the gate): what its tables name is relative to it.
+    root: Path = Path(".")
+    #: Where the harness's own tools (go/bin/loadgen) are built: the checkout running the harness.
+    tools_root: Path = Path(".")
 
     @property
     def target_rps(self) -> float | None:
         return self.rate if self.load_model == "open-loop" else self.paced_rps
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class LoadEngine(Protocol):
+    """A load engine: what to send comes from its table, the rest from the LoadSpec."""
+
+    #: The model of its `[scenario.<engine>]` table.
+    table_model: type[BaseModel]
+    #: Whether it can run closed-loop users (`load_model = "closed-loop"`).
+    closed_loop: bool
+
+    def build(self, tools_root: Path, log: Path) -> None:
+        """Make the generator runnable (compile it); raise LoadError when that fails."""
+        ...
+
+    def run(
+        self,
+        table: BaseModel,
+        spec: LoadSpec,
+        supervisor: Supervisor,
+        window: Window,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> LoadStats:
+        """Run one measurement; `window` opens and closes with the measured window."""
+        ...
 
 
 def start_generator(
@@ -81,7 +109,7 @@ def start_generator(
             cwd=spec.workdir,
             cpus=spec.cpus,
             ports=(),
-            ready_url=None,
+            ready=None,
             ready_timeout_s=0,
             log_path=spec.workdir / f"{name}.log",
             env=env or {},
@@ -136,7 +164,7 @@ def follow(
 
 def load_stats(
     *,
-    engine: Engine,
+    engine: str,
     spec: LoadSpec,
     histogram: str,
     uncorrected_histogram: str | None,

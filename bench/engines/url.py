@@ -1,4 +1,5 @@
-"""`patternbench load URL`: the load engines pointed at any HTTP endpoint, like wrk2 or vegeta.
+"""`patternbench load URL`: the load engines pointed at any HTTP endpoint, like wrk2 or vegeta
+(or, with loadgen, at a gRPC method: `grpc://host:port` and `--grpc-method`).
 
 Prints an HDR percentile summary (corrected and uncorrected latency, target vs achieved rate,
 generator CPU, schedule slip, and whether the generator was the limit); `--json FILE` writes a
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from bench.engines import loadgen as loadgen_engine
-from bench.engines import locust as locust_engine
-from bench.engines.spec import LoadError, LoadSpec, LocustScenario
+from pydantic import BaseModel
+
+from bench.engines.loadgen import LoadgenTable
+from bench.engines.locust import LocustTable
+from bench.engines.spec import LoadEngine, LoadError, LoadSpec
 from bench.launch.supervisor import Supervisor
-from bench.models import Engine, LoadStats, Percentiles
+from bench.models import LoadStats, Percentiles
 from bench.stats import headroom
 from bench.store import write_atomic
 
@@ -26,6 +30,7 @@ from bench.store import write_atomic
 class LatencyPercentiles(TypedDict):
     p50: float
     p90: float
+    p95: float | None
     p99: float
     p999: float
     max: float
@@ -46,7 +51,7 @@ class Summary(TypedDict):
     (open-loop) or the actual one (closed-loop, where `uncorrected` is null)."""
 
     url: str
-    engine: Engine
+    engine: str
     load_model: str
     rate: Rate
     valid: bool
@@ -73,7 +78,7 @@ class NoWindow:
 @dataclass(frozen=True, kw_only=True)
 class LoadRequest:
     url: str
-    engine: Engine
+    engine: str
     rate: float | None
     duration_s: float
     warmup_s: float
@@ -83,22 +88,55 @@ class LoadRequest:
     workdir: Path
     root: Path
     max_in_flight: int = 1000
+    grpc_method: str | None = None
+    grpc_request: dict[str, object] | None = None
+    proto_modules: tuple[str, ...] = ()
 
 
-def _split(url: str) -> tuple[str, str]:
+def _split(url: str) -> tuple[str, str, int, str]:
+    """scheme, host, port and path-with-query of an http:// or grpc:// URL."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LoadError(f"{url}: expected an http:// or https:// URL")
+    if parts.scheme not in ("http", "grpc") or not parts.hostname:
+        raise LoadError(f"{url}: expected an http:// (or, with loadgen, grpc://) URL")
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 50051)
+    except ValueError:
+        raise LoadError(f"{url}: the port is not a number") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return f"{parts.scheme}://{parts.netloc}", path
+    return parts.scheme, parts.hostname, port, path
 
 
-def run(request: LoadRequest) -> LoadStats:
-    host, path = _split(request.url)
-    if request.engine == "loadgen" and request.rate is None:
-        raise LoadError("loadgen is open-loop only: give --rate (or use --engine locust)")
+def table(request: LoadRequest, scheme: str, path: str) -> BaseModel:
+    """The engine's table for an ad-hoc target, as a pattern's system.toml would give it."""
+    if request.engine == "locust":
+        if scheme != "http":
+            raise LoadError("the locust engine loads http:// URLs (use --engine loadgen for gRPC)")
+        return LocustTable(
+            locustfile="scenarios/locust/url.py",
+            args=["--path", path],
+            closed_loop_user="UrlUser",
+            open_loop_user="OpenLoopUrl",
+        )
+    if scheme == "grpc":
+        if not request.grpc_method:
+            raise LoadError("a grpc:// URL needs --grpc-method /package.Service/Method")
+        return LoadgenTable(
+            grpc_method=request.grpc_method,
+            grpc_request=dict(request.grpc_request or {}),
+            proto_modules=list(request.proto_modules),
+        )
+    return LoadgenTable(path=path)
+
+
+def run(request: LoadRequest, engines: Mapping[str, LoadEngine]) -> LoadStats:
+    scheme, host, port, path = _split(request.url)
+    engine = engines[request.engine]
+    if request.rate is None and not engine.closed_loop:
+        raise LoadError(f"{request.engine} is open-loop only: give --rate (or use --engine locust)")
+    what = table(request, scheme, path)
     spec = LoadSpec(
         host=host,
+        port=port,
         load_model="open-loop" if request.rate is not None else "closed-loop",
         duration_s=request.duration_s,
         warmup_s=request.warmup_s,
@@ -109,24 +147,16 @@ def run(request: LoadRequest) -> LoadStats:
         max_in_flight=request.max_in_flight,
         users=request.users,
         spawn_rate=float(request.users),
-        locust=LocustScenario(
-            locustfile=request.root / "scenarios" / "locust" / "url.py",
-            args=["--path", path],
-            closed_loop_user="UrlUser",
-            open_loop_user="OpenLoopUrl",
-        ),
-        loadgen_path=path,
+        root=request.root,
+        tools_root=request.root,
     )
     supervisor = Supervisor()
     with supervisor.running():
-        if request.engine == "loadgen":
-            binary = request.root / "go" / "bin" / "loadgen"
-            return loadgen_engine.run(binary, spec, supervisor, NoWindow())
-        return locust_engine.run(spec, supervisor, NoWindow())
+        return engine.run(what, spec, supervisor, NoWindow())
 
 
 def _pcts(p: Percentiles) -> LatencyPercentiles:
-    return {"p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max}
+    return {"p50": p.p50, "p90": p.p90, "p95": p.p95, "p99": p.p99, "p999": p.p999, "max": p.max}
 
 
 def summary(url: str, load: LoadStats, *, poisson: bool = False) -> Summary:
@@ -166,13 +196,14 @@ def text(data: Summary) -> str:
         f"  generator CPU {data['generator_cpu_percent']:.0f}%"
         + (f", schedule slip p99 {data['slip_p99_ms']:.2f} ms" if data["slip_p99_ms"] else ""),
         "",
-        "  latency ms     p50       p90       p99     p99.9       max",
+        "  latency ms     p50       p90       p95       p99     p99.9       max",
     ]
     for label, p in (("corrected", data["latency_ms"]["corrected"]),
                      ("uncorrected", data["latency_ms"]["uncorrected"])):  # fmt: skip
         if p is not None:
-            values = (p["p50"], p["p90"], p["p99"], p["p999"], p["max"])
-            lines.append(f"  {label:<11}" + "".join(f"{v:>10.2f}" for v in values))
+            values = (p["p50"], p["p90"], p["p95"], p["p99"], p["p999"], p["max"])
+            cells = (f"{v:>10.2f}" if v is not None else f"{'—':>10}" for v in values)
+            lines.append(f"  {label:<11}" + "".join(cells))
     lines.append("")
     if data["valid"]:
         lines.append("  valid: the load generator kept up")

@@ -27,15 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.catalog import CatalogError, Pattern, load_catalog
+from bench.catalog import CatalogError, Pattern, load_catalog, render_table, template_values
 from bench.gate import compare, gate_report
 from bench.launch.cpusets import plan
 from bench.models import ImplementationResult, LoadPoint, ParamValue, RunResult
 from bench.report import write as report
-from bench.run import PatternRun, Progress, QuietProgress, RunOptions
+from bench.run import Parts, PatternRun, Progress, QuietProgress, RunOptions
 from bench.stats.summary import make_point
 from bench.store import save_run
 from bench.studies import instructions as instr
+from bench.studies.pools_plan import PoolSpec
 
 GATE_PROFILE = "gate"
 SIDES = ("base", "head")
@@ -61,6 +62,8 @@ class GateOptions:
     min_effect_instructions: float = instr.MIN_EFFECT
     overrides: Mapping[str, str] = field(default_factory=dict)
     port_offset: int = 0
+    #: The engines, probes and studies (the composition root's).
+    parts: Parts
 
 
 def git(root: Path, *args: str) -> str:
@@ -171,7 +174,7 @@ def run_gate(
             say(f"{side} {shas[side][:10]}: building")
             try:
                 build_go(trees[side])
-                catalogs[side] = load_catalog(trees[side])
+                catalogs[side] = load_catalog(trees[side], options.parts.kinds())
             except (GateError, CatalogError) as e:
                 problems.append(f"{side} ({shas[side][:10]}) cannot run: {e}")
         if not problems:
@@ -191,7 +194,7 @@ def run_gate(
                 found, trouble = compare.pair_samples(merged["base"], merged["head"])
                 samples += found
                 problems += trouble
-                if options.instructions and all(pair[s].inprocess for s in SIDES):
+                if options.instructions and all(_pool_specs(pair[s]) for s in SIDES):
                     say(f"{name}: counting instructions (callgrind)")
                     try:
                         counted += _instructions(trees, pair, options.min_effect_instructions)
@@ -214,19 +217,31 @@ def run_gate(
     return result, out
 
 
+def _pool_specs(pattern: Pattern) -> list[PoolSpec]:
+    """The pattern's pool-study tables, whether or not its profiles switch them on."""
+    profile = GATE_PROFILE if GATE_PROFILE in pattern.profiles else "quick"
+    values = template_values(pattern, pattern.resolve_params(profile, {}))
+    return [
+        PoolSpec.model_validate(render_table(table.rest(), values))
+        for table in pattern.studies.values()
+        if pattern.kinds.studies.get(table.kind) is PoolSpec
+    ]
+
+
 def _instructions(
     trees: Mapping[str, Path], pair: Mapping[str, Pattern], min_effect: float
 ) -> list[compare.Comparison]:
     """Instruction counts of the pattern's in-process scenarios on both sides, compared."""
     counts = {}
+    label = ""
     for side in SIDES:
-        spec = pair[side].inprocess
-        assert spec is not None
+        spec = _pool_specs(pair[side])[0]
+        label = f"{instr.inline_implementation(spec).name} (in process)"
         counts[side] = instr.count(trees[side], spec, sys.executable)
     return [
         compare.decide_instructions(
             pair["base"].pattern,
-            "python-sync (in process)",
+            label,
             b.scenario,
             b.per_batch,
             h.per_batch,
@@ -259,9 +274,8 @@ def _measure(
             )
             trials = max(2, affordable)
     cpus = plan(sorted(os.sched_getaffinity(0)), system_all=base.system_cpus == "all")
-    overrides = {**options.overrides, "trials": "1"}
-    if "inprocess" in params:  # the pool study times no service: not the gate's business
-        overrides["inprocess"] = "false"
+    # One trial per run, no budget cuts; the studies time no service: not the gate's business.
+    overrides = {**options.overrides, "trials": "1", "budget_s": "0"}
     runs: dict[str, list[RunResult]] = {side: [] for side in SIDES}
     for round_index in range(trials):
         for side in SIDES:
@@ -278,8 +292,10 @@ def _measure(
                     port_offset=options.port_offset,
                     tools_root=root,
                     verify=round_index == 0,
+                    studies=False,
                 ),
                 progress,
+                options.parts,
             )
             runs[side].append(run.execute())
     return {side: merge(runs[side]) for side in SIDES}

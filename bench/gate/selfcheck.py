@@ -2,11 +2,13 @@
 (A/B).
 
 `patternbench selfcheck` clones this repository's HEAD into a temporary folder (nothing is
-committed here) and adds one commit that injects a delay into the Go fan-out service's catalog
-handler: a busy wait of `--delay-us` microseconds, 750 by default, about 9% of its p50 under the
-gate profile. A busy wait, not `time.Sleep`: measured here, a sleep of 375 µs and one of 750 µs
-both cost about 1.1 ms (+13% on p50 each): Go woke short sleepers with about a millisecond's
-resolution on this machine, which made the injected slowdown larger than asked.
+committed here) and adds one commit that injects a delay into one implementation's request
+handler: a busy wait of `--delay-us` microseconds, 750 by default (about 9% of fan-out's Go p50
+under the gate profile). What to slow down is the pattern's `[selfcheck]` table in its
+system.toml (the implementation, the file, the line after which the code goes, and the code in
+that file's language), each overridable with `--pattern`, `--impl`, `--file`, `--after`, `--code`.
+A busy wait, not a sleep: measured here, Go's `time.Sleep` of 375 µs and of 750 µs both cost
+about 1.1 ms (+13% on p50 each), which made the injected slowdown larger than asked.
 It then runs
 
 - `--aa N` gates of the clean revision against itself: every regression called is a false
@@ -27,17 +29,42 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
+from bench.catalog import Pattern
 from bench.gate import compare
 from bench.gate.gate import GateOptions, run_gate
+from bench.run import Parts
 from bench.store import write_atomic
 
-INJECT_FILE: Final = "go/internal/fanout/service.go"
-INJECT_ANCHOR: Final = "func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {\n"
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What to slow down: a pattern's implementation, and where and how in its source."""
+
+    pattern: str
+    implementation: str
+    file: str
+    after: str
+    code: str
+
+    @classmethod
+    def of(cls, pattern: Pattern, **overrides: str | None) -> Target:
+        table = pattern.selfcheck
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if table is None and set(given) < {"implementation", "file", "after", "code"}:
+            raise SelfCheckError(
+                f"{pattern.pattern}: no [selfcheck] table in its system.toml: give --impl, --file, "
+                "--after and --code"
+            )
+        base = table.model_dump() if table is not None else {}
+        return cls(pattern=pattern.pattern, **{**base, **given})
+
+
+class SelfCheckError(Exception):
+    """The self-check cannot run (nothing to slow down, the line to slow after is missing)."""
 
 
 class Rate(BaseModel):
@@ -74,6 +101,8 @@ class SelfCheckOptions:
     min_effect: float = compare.MIN_EFFECT
     overrides: Mapping[str, str] = field(default_factory=dict)
     port_offset: int = 0
+    target: Target
+    parts: Parts
 
 
 def rate(hits: int, runs: int) -> Rate | None:
@@ -90,21 +119,26 @@ def _git(cwd: Path, *args: str) -> None:
     )  # fmt: skip
 
 
-def prepare(root: Path, workdir: Path, delay_us: int) -> Path:
+def prepare(root: Path, workdir: Path, delay_us: int, target: Target) -> Path:
     """A clone of HEAD with two commits on top: `clean` (empty) and `slowed` (the delay)."""
     repo = workdir / "repo"
     _git(root, "clone", "--quiet", "--shared", str(root), str(repo))
     _git(repo, "commit", "--quiet", "--allow-empty", "-m", "clean")
     _git(repo, "tag", "clean")
-    path = repo / INJECT_FILE
-    text = path.read_text(encoding="utf-8")
-    if INJECT_ANCHOR not in text:
-        raise RuntimeError(f"{INJECT_FILE}: the catalog handler to slow down was not found")
-    delay = (
-        f"\tfor start := time.Now(); time.Since(start) < {delay_us}*time.Microsecond; {{\n"
-        "\t} // injected by patternbench selfcheck: a busy wait (a sleep would round up to ~1 ms)\n"
-    )
-    path.write_text(text.replace(INJECT_ANCHOR, INJECT_ANCHOR + delay, 1), encoding="utf-8")
+    path = repo / target.file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SelfCheckError(f"{target.file}: cannot read: {e.strerror}") from None
+    if target.after not in text:
+        raise SelfCheckError(f"{target.file}: the line to slow down after was not found: "
+                             f"{target.after.strip()!r}")  # fmt: skip
+    delay = target.code.replace("{delay_us}", str(delay_us))
+    delay += "" if delay.endswith("\n") else "\n"
+    at = text.index(target.after) + len(target.after)
+    if not target.after.endswith("\n"):  # after the whole line
+        at = (text.find("\n", at) + 1) or len(text)
+    path.write_text(text[:at] + delay + text[at:], encoding="utf-8")
     _git(repo, "commit", "--quiet", "-am", f"slowed by {delay_us} µs")
     _git(repo, "tag", "slowed")
     return repo
@@ -119,16 +153,18 @@ def run_selfcheck(
     changes: list[float | None] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="patternbench-selfcheck-") as tmp:
-        repo = prepare(root, Path(tmp), options.delay_us)
+        target = options.target
+        repo = prepare(root, Path(tmp), options.delay_us, target)
         plans = [("aa", "clean", i) for i in range(options.aa)]
         plans += [("ab", "slowed", i) for i in range(options.ab)]
         # A/A and A/B gates alternate, so that a machine's drift reaches both alike.
         plans.sort(key=lambda p: (p[2], p[0]))
         for kind, head, i in plans:
             gate_options = GateOptions(
-                base="clean", head=head, patterns=["fanout"], implementations=["go"],
-                min_effect=options.min_effect, overrides=options.overrides,
-                out_dir=out / f"{kind}-{i:02d}", port_offset=options.port_offset,
+                base="clean", head=head, patterns=[target.pattern],
+                implementations=[target.implementation], min_effect=options.min_effect,
+                overrides=options.overrides, out_dir=out / f"{kind}-{i:02d}",
+                port_offset=options.port_offset, parts=options.parts,
             )  # fmt: skip
             result, _ = run_gate(repo, gate_options)
             if kind == "aa":
@@ -140,8 +176,8 @@ def run_selfcheck(
             say(f"{kind} {i + 1}: {aa[-1] if kind == 'aa' else ab[-1]}")
     gates = options.aa + options.ab
     check = SelfCheck(
-        pattern="fanout",
-        implementation="go",
+        pattern=options.target.pattern,
+        implementation=options.target.implementation,
         delay_us=options.delay_us,
         min_effect=options.min_effect,
         overrides=dict(options.overrides),
@@ -170,7 +206,8 @@ def render(check: SelfCheck) -> str:
         [
             "# patternbench gate — self-check",
             "",
-            f"fan-out, `{check.implementation}` only; overrides {check.overrides or 'none'}; "
+            f"{check.pattern}, `{check.implementation}` only; "
+            f"overrides {check.overrides or 'none'}; "
             f"minimum effect {check.min_effect:.0%}; {check.seconds_per_gate:.0f} s per gate.",
             "",
             f"- **False positives (A/A, the same revision both sides):** "

@@ -1,6 +1,14 @@
-"""How a pattern's processes are built and started for one phase of a run (verify, measure):
-commands rendered from its system.toml with the phase's parameters, ports (shifted by the port
-offset), the CPU set of each role, and a log per process and phase.
+"""A pattern's topology for one run: which processes start, when, on which CPUs and ports.
+
+- An implementation starts with the support processes it `needs`, and no other.
+- A support with `scope = "trial"` starts afresh with every trial (and for the vectors), as the
+  implementation does; one with `scope = "run"` (a database) starts once, the first time an
+  implementation needs it, runs its `setup` commands once it is ready, its `reset` commands
+  before every trial of an implementation that needs it, and stops when the run ends.
+- Commands are rendered from system.toml with the phase's parameters; ports are shifted by the
+  port offset; the system gets the system CPU set, supports and tools the generator's; a process
+  that asked for a GPU gets one when the machine has one (`bench.launch.devices`).
+- Readiness goes through the process's probe (`bench.launch.probes`).
 
 Every failure is an ImplFailed carrying what happened and the tail of the process's output, so
 the runner can fail one implementation and go on with the others.
@@ -10,14 +18,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.catalog import Build, Pattern, render
+from bench.catalog import Build, Implementation, KindTable, Pattern, Support, render
+from bench.launch.devices import Gpu, assign
+from bench.launch.probes import Probe
 from bench.launch.supervisor import LaunchError, LaunchSpec, RunningProcess, Supervisor, tail
+from bench.launch.verify import Vectors
 from bench.models import CpuSets, ParamValue
 
 HOST = "127.0.0.1"
+COMMAND_TIMEOUT_S = 120.0
 
 
 class ImplFailed(Exception):
@@ -42,26 +55,49 @@ def build(step: Build, root: Path, log_path: Path) -> None:
         )
 
 
+@dataclass
+class Started:
+    """What one trial (or the vectors) started: the implementation and its trial supports."""
+
+    impl: RunningProcess | None = None
+    supports: list[RunningProcess] = field(default_factory=list)
+
+    def system(self) -> RunningProcess:
+        assert self.impl is not None, "the implementation did not start"
+        return self.impl
+
+
 class Deployment:
-    """Starts a pattern's support processes and implementations under one Supervisor."""
+    """Starts a pattern's processes under one Supervisor, following its topology."""
 
     def __init__(
         self,
         *,
         pattern: Pattern,
+        probes: Mapping[str, Probe],
         cpus: CpuSets,
         port_offset: int,
         run_dir: Path,
         supervisor: Supervisor,
+        gpus: Sequence[Gpu] = (),
     ) -> None:
         self.pattern = pattern
+        self.probes = probes
         self.cpus = cpus
         self.port_offset = port_offset
         self.run_dir = run_dir
         self.supervisor = supervisor
+        self.gpus = list(gpus)
+        self._run_scoped: dict[str, RunningProcess] = {}
+        self._run_failed: dict[str, ImplFailed] = {}
 
-    def ports(self, ports: list[int]) -> list[int]:
+    # ---- naming --------------------------------------------------------------------------
+
+    def ports(self, ports: Sequence[int]) -> list[int]:
         return [p + self.port_offset for p in ports]
+
+    def port(self, name: str) -> int:
+        return self.ports([self.pattern.implementations[name].port])[0]
 
     def values(self, params: Mapping[str, ParamValue], port: int | None) -> dict[str, object]:
         """What `{placeholders}` in the pattern's commands stand for."""
@@ -71,46 +107,138 @@ class Deployment:
             ports = self.ports(support.ports)
             values[f"{name}_urls"] = ",".join(f"http://{HOST}:{p}" for p in ports)
             values[f"{name}_addrs"] = ",".join(f"{HOST}:{p}" for p in ports)
+            values[f"{name}_port"] = ports[0]
         return values
 
-    def start_supports(self, params: Mapping[str, ParamValue], phase: str) -> list[RunningProcess]:
-        started = []
-        for name, support in self.pattern.support.items():
-            ports = self.ports(support.ports)
-            spec = LaunchSpec(
-                name=name,
-                command=render(support.command, self.values(params, ports[0])),
-                cwd=self.pattern.root,
-                cpus=self.cpus.support,
-                ports=ports,
-                ready_url=f"http://{HOST}:{ports[0]}{support.ready}",
-                ready_timeout_s=support.ready_timeout_s,
-                log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
-            )
+    def device(self, name: str) -> str | None:
+        """The device an implementation that asked for a GPU gets ("cpu" without one)."""
+        return assign(self.pattern.implementations[name].gpu, self.gpus)[1]
+
+    def metrics_url(self, name: str) -> str | None:
+        endpoint = self.pattern.implementations[name].metrics_endpoint()
+        if endpoint is None:
+            return None
+        port = self.ports([endpoint.port])[0] if endpoint.port is not None else self.port(name)
+        return f"http://{HOST}:{port}{endpoint.path}"
+
+    def needs(self, name: str, scope: str) -> list[str]:
+        impl = self.pattern.implementations[name]
+        return [s for s in impl.needs if self.pattern.support[s].scope == scope]
+
+    # ---- starting ------------------------------------------------------------------------
+
+    def _launch(
+        self,
+        name: str,
+        member: Support | Implementation,
+        command: list[str],
+        ports: list[int],
+        cpus: list[int],
+        phase: str,
+    ) -> RunningProcess:
+        probe = self.probes[member.probe.kind]
+        spec = probe.spec_model.model_validate(member.probe.rest())
+        env, _ = assign(member.gpu, self.gpus)
+        launch = LaunchSpec(
+            name=name,
+            command=command,
+            cwd=self.pattern.root,
+            cpus=cpus,
+            ports=ports,
+            ready=lambda: probe.ready(spec, HOST, ports[0]),
+            ready_what=f"{_describe(member.probe)} on {HOST}:{ports[0]}",
+            ready_timeout_s=member.ready_timeout_s,
+            log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
+            env=env,
+        )
+        return self.supervisor.start(launch)
+
+    def _start_support(
+        self, name: str, params: Mapping[str, ParamValue], phase: str
+    ) -> RunningProcess:
+        support = self.pattern.support[name]
+        ports = self.ports(support.ports)
+        command = render(support.command, self.values(params, ports[0]))
+        try:
+            return self._launch(name, support, command, ports, self.cpus.support, phase)
+        except LaunchError as e:
+            raise ImplFailed(f"support process {e}", e.stderr_tail) from None
+
+    def _commands(self, name: str, which: str, params: Mapping[str, ParamValue]) -> None:
+        support = self.pattern.support[name]
+        log = self.run_dir / "logs" / f"{name}.{which}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        values = self.values(params, self.ports(support.ports)[0])
+        for template in support.setup if which == "setup" else support.reset:
+            command = render(template, values)
+            with log.open("ab") as out:
+                try:
+                    done = subprocess.run(
+                        command, cwd=self.pattern.root, stdout=out, stderr=subprocess.STDOUT,
+                        timeout=COMMAND_TIMEOUT_S, check=False,
+                    )  # fmt: skip
+                except (OSError, subprocess.TimeoutExpired) as e:
+                    raise ImplFailed(
+                        f"support {name}: {which} `{' '.join(command)}`: {e}"
+                    ) from None
+            if done.returncode != 0:
+                raise ImplFailed(
+                    f"support {name}: {which} `{' '.join(command)}` exited with {done.returncode}",
+                    tail(log),
+                )
+
+    def prepare(self, name: str, params: Mapping[str, ParamValue]) -> None:
+        """The run-scoped supports an implementation needs: started once, then reset."""
+        for support in self.needs(name, "run"):
+            if support in self._run_failed:
+                raise self._run_failed[support]
+            if support not in self._run_scoped:
+                try:
+                    self._run_scoped[support] = self._start_support(support, params, "run")
+                    self._commands(support, "setup", params)
+                except ImplFailed as e:
+                    self._run_failed[support] = e
+                    raise
+            self._commands(support, "reset", params)
+
+    def start(self, name: str, params: Mapping[str, ParamValue], phase: str) -> Started:
+        """An implementation and its trial-scoped supports, each ready."""
+        self.prepare(name, params)
+        started = Started()
+        try:
+            for support in self.needs(name, "trial"):
+                started.supports.append(self._start_support(support, params, phase))
+            impl = self.pattern.implementations[name]
+            port = self.port(name)
+            command = render([*impl.command, *self.pattern.args], self.values(params, port))
             try:
-                started.append(self.supervisor.start(spec))
+                started.impl = self._launch(name, impl, command, [port], self.cpus.system, phase)
             except LaunchError as e:
-                raise ImplFailed(f"support process {e}", e.stderr_tail) from None
+                raise ImplFailed(str(e), e.stderr_tail) from None
+        except BaseException:
+            self.stop(started)
+            raise
         return started
 
-    def start_impl(self, name: str, params: Mapping[str, ParamValue], phase: str) -> RunningProcess:
+    def verify(self, name: str, vectors: Vectors) -> list[str]:
         impl = self.pattern.implementations[name]
-        port = self.ports([impl.port])[0]
-        spec = LaunchSpec(
-            name=name,
-            command=render([*impl.command, *self.pattern.args], self.values(params, port)),
-            cwd=self.pattern.root,
-            cpus=self.cpus.system,
-            ports=(port,),
-            ready_url=f"http://{HOST}:{port}{impl.ready}",
-            ready_timeout_s=impl.ready_timeout_s,
-            log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
-        )
-        try:
-            return self.supervisor.start(spec)
-        except LaunchError as e:
-            raise ImplFailed(str(e), e.stderr_tail) from None
+        probe = self.probes[impl.probe.kind]
+        spec = probe.spec_model.model_validate(impl.probe.rest())
+        return probe.verify(spec, HOST, self.port(name), vectors)
 
-    def stop(self, *procs: RunningProcess) -> None:
-        for proc in procs:
+    def stop(self, started: Started) -> None:
+        if started.impl is not None:
+            self.supervisor.stop(started.impl)
+        for proc in started.supports:
             self.supervisor.stop(proc)
+
+    def stop_run_scoped(self) -> None:
+        while self._run_scoped:
+            _, proc = self._run_scoped.popitem()
+            self.supervisor.stop(proc)
+
+
+def _describe(probe: KindTable) -> str:
+    rest = probe.rest()
+    detail = rest.get("path") or rest.get("service") or ""
+    return f"{probe.kind} probe" + (f" {detail}" if detail else "")

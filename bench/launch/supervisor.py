@@ -18,9 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -48,7 +46,10 @@ class LaunchSpec:
     cwd: Path
     cpus: Sequence[int]
     ports: Sequence[int]
-    ready_url: str | None
+    #: Asked until it answers True (or the time-out); None: no readiness to wait for.
+    ready: Callable[[], bool] | None
+    #: What `ready` asks, for the time-out message (`GET http://127.0.0.1:8081/healthz`).
+    ready_what: str = ""
     ready_timeout_s: float
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
@@ -147,14 +148,6 @@ class RunningProcess:
         return self.popen.returncode
 
 
-def _is_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
 def start(spec: LaunchSpec) -> RunningProcess:
     for port in spec.ports:
         if port_in_use(port):
@@ -178,10 +171,10 @@ def start(spec: LaunchSpec) -> RunningProcess:
         log.close()
         raise LaunchError(f"{spec.name}: cannot start {spec.command[0]}: {e.strerror}") from None
     proc = RunningProcess(spec, popen, log)
-    if spec.ready_url is None:
+    if spec.ready is None:
         return proc
     deadline = time.monotonic() + spec.ready_timeout_s
-    while not _is_ready(spec.ready_url):
+    while not spec.ready():
         code = popen.poll()
         if code is not None:
             proc.stop()
@@ -191,7 +184,7 @@ def start(spec: LaunchSpec) -> RunningProcess:
         if time.monotonic() > deadline:
             proc.stop()
             raise LaunchError(
-                f"{spec.name}: not ready at {spec.ready_url} after {spec.ready_timeout_s:g} s",
+                f"{spec.name}: not ready ({spec.ready_what}) after {spec.ready_timeout_s:g} s",
                 proc.stderr_tail(),
             )
         time.sleep(0.05)

@@ -1,16 +1,18 @@
-"""Conformance before timing: send a pattern's test vectors and list every answer that differs.
+"""Conformance before timing: a pattern's test vectors, and where an answer departs from one.
 
-`check()` returns a list of problems (empty means conformant), as TechEmpower's `verify()` does;
-an implementation with problems is reported as failed and is not measured. In an expected body,
-the string `<any-string>` matches any non-empty string (for free-text error messages).
+A vectors file holds cases, each a request and the answer expected; what a request and an answer
+look like is the probe's business (`bench.launch.probes`: an HTTP request and status, a gRPC
+method and status code). A probe's `verify()` returns a list of problems (empty means
+conformant), as TechEmpower's `verify()` does; an implementation with problems is reported as
+failed and is not measured. In an expected body, the string `<any-string>` matches any non-empty
+string (for free-text error messages).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,21 +25,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VectorRequest(_Model):
-    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "GET"
-    path: str = Field(pattern=r"^/")
-    body: Any = None
-
-
-class Expectation(_Model):
-    status: int
-    body: Any
-
-
 class Case(_Model):
     name: str
-    request: VectorRequest
-    expect: Expectation
+    request: dict[str, Any]
+    expect: dict[str, Any]
 
 
 class Vectors(_Model):
@@ -61,6 +52,27 @@ def load_vectors(path: Path) -> Vectors:
         return Vectors.model_validate(raw)
     except ValidationError as e:
         raise VectorsError(f"{path}: {first_error(e)}") from None
+
+
+R = TypeVar("R", bound=BaseModel)
+E = TypeVar("E", bound=BaseModel)
+
+
+def case_parts(vectors: Vectors, request: type[R], expect: type[E]) -> list[tuple[str, R, E]]:
+    """Every case's request and answer checked by the probe's own models."""
+    out: list[tuple[str, R, E]] = []
+    for index, case in enumerate(vectors.cases):
+        try:
+            out.append(
+                (
+                    case.name,
+                    request.model_validate(case.request),
+                    expect.model_validate(case.expect),
+                )
+            )
+        except ValidationError as e:
+            raise VectorsError(f"cases[{index}] ({case.name}): {first_error(e)}") from None
+    return out
 
 
 def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
@@ -90,33 +102,3 @@ def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
     if type(expected) is not type(actual) or expected != actual:
         return [f"{where}: expected {json.dumps(expected)}, got {json.dumps(actual)}"]
     return []
-
-
-def check(host: str, port: int, vectors: Vectors, timeout_s: float = 10.0) -> list[str]:
-    problems: list[str] = []
-    conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
-    try:
-        for case in vectors.cases:
-            body = None if case.request.body is None else json.dumps(case.request.body)
-            try:
-                conn.request(case.request.method, case.request.path, body=body)
-                response = conn.getresponse()
-                raw = response.read()
-            except (OSError, http.client.HTTPException) as e:
-                problems.append(f"{case.name}: request failed: {e}")
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
-                continue
-            if response.status != case.expect.status:
-                problems.append(
-                    f"{case.name}: status: expected {case.expect.status}, got {response.status}"
-                )
-            try:
-                actual = json.loads(raw)
-            except json.JSONDecodeError:
-                problems.append(f"{case.name}: body is not JSON: {raw[:120]!r}")
-                continue
-            problems += [f"{case.name}: {d}" for d in differences(case.expect.body, actual)]
-    finally:
-        conn.close()
-    return problems

@@ -8,6 +8,8 @@ percentile spectra, the trials, the scenario and the environment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult
 
 CURVE_PNG = "throughput_latency.png"
@@ -82,6 +84,7 @@ def _verdicts(run: RunResult) -> list[str]:
                     f"{len(silent)} of {len(point.trials)} trials ({why}) — a sign of overload."
                 )
         lines += _slo_verdict(run, impl)
+    lines += [f"- {note[:1].upper()}{note[1:]}." for note in run.scenario.notes]
     if run.environment.cpusets.shared:
         lines.append("- The system and the load generator shared CPUs: figures include contention.")
     return lines or ["- Every implementation passed its test vectors and every point is valid."]
@@ -125,7 +128,8 @@ def _slo_verdict(run: RunResult, impl: ImplementationResult) -> list[str]:
 
 def _results_table(run: RunResult) -> list[str]:
     open_loop = run.scenario.load_model == "open-loop"
-    head = ["implementation", "target req/s", "valid", "req/s", "p50 ms", "p99 ms", "p99.9 ms"]
+    head = ["implementation", "target req/s", "valid", "req/s", "p50 ms", "p95 ms", "p99 ms",
+            "p99.9 ms"]  # fmt: skip
     if open_loop:
         head += ["uncorrected p99 ms", "slip p99 ms"]
     head += ["server p99 bucket ms", "errors %", "CPU %", "peak RSS MiB", "generator CPU %"]
@@ -139,7 +143,7 @@ def _results_table(run: RunResult) -> list[str]:
             gen = max(t.load.generator_cpu_percent for t in point.trials)
             errors = f"{100 * s['error_rate'].median:.2f}" if "error_rate" in s else "—"
             row = [impl.name, _rate(point), "yes" if point.valid else "**no**"]
-            row += [_est(s, key) for key in ("throughput_rps", "p50", "p99", "p999")]
+            row += [_est(s, key) for key in ("throughput_rps", "p50", "p95", "p99", "p999")]
             if open_loop:
                 row += [_est(s, "u_p99"), _est(s, "slip_p99")]
             row += [
@@ -157,18 +161,19 @@ def _trials_table(run: RunResult) -> list[str]:
     lines = [
         '<details markdown="1"><summary>Every trial</summary>',
         "",
-        "| implementation | target req/s | trial | valid | sent req/s | p50 ms | p99 ms | errors "
-        "| generator CPU % | why invalid |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| implementation | target req/s | trial | valid | sent req/s | p50 ms | p95 ms | p99 ms "
+        "| errors | generator CPU % | why invalid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for impl in run.implementations:
         for point in impl.points:
             for t in point.trials:
                 lat = t.load.latency_ms
                 valid = "yes" if t.valid else "no"
+                p95 = _num(lat.p95) if lat.p95 is not None else "—"
                 lines.append(
                     f"| {impl.name} | {_rate(point)} | {t.index + 1} | {valid} "
-                    f"| {_num(t.load.achieved_rps)} | {_num(lat.p50)} | {_num(lat.p99)} "
+                    f"| {_num(t.load.achieved_rps)} | {_num(lat.p50)} | {p95} | {_num(lat.p99)} "
                     f"| {t.load.errors} | {t.load.generator_cpu_percent:.0f} "
                     f"| {'; '.join(t.invalid_reasons)} |"
                 )
@@ -195,14 +200,22 @@ def _server_metrics(run: RunResult) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
+def _engine_spec(spec: dict[str, object]) -> str:
+    """The engine's own table as used, one `key value` pair after another."""
+    if not spec:
+        return ""
+    return ": " + ", ".join(f"{key} `{value}`" for key, value in spec.items())
+
+
 def render_markdown(
     run: RunResult,
     curve_png: str | None,
     spectra: list[tuple[str, str]],
-    reading: list[str] | None = None,
-    sections: list[str] | None = None,
+    reading: Sequence[str] = (),
+    sections: Sequence[str] = (),
 ) -> str:
-    """The report; `reading` (bullets) goes first, `sections` after the service figures."""
+    """The report; `reading` (bullets, from the studies) goes first, `sections` (the studies'
+    Markdown) after the service figures."""
     env, scenario = run.environment, run.scenario
     cpus = env.cpusets
     corrected = (
@@ -238,8 +251,15 @@ def render_markdown(
         "",
     ]
     if curve_png:
-        lines += ["## Throughput and latency", "", f"![throughput vs latency]({curve_png})", ""]
-        lines += ["Hollow red circles mark generator-limited points; a star marks the knee.", ""]
+        lines += ["## Throughput and latency", "",
+                  f"![latency and throughput against offered load]({curve_png})", ""]  # fmt: skip
+        lines += [
+            "Both panels share the offered load (the target rate) on x, so the curves go on to "
+            "the right past overload; below, the throughput achieved leaves the diagonal where "
+            "the system stops keeping up. Hollow red circles mark generator-limited points; a "
+            "star marks the knee.",
+            "",
+        ]
     if spectra:
         lines += ["## Latency by percentile", ""]
         for title, png in spectra:
@@ -249,7 +269,7 @@ def render_markdown(
             "that turns up early means a heavy tail. Dashed: uncorrected latency.",
             "",
         ]
-    lines += sections or []
+    lines += sections
     lines += _trials_table(run)
     lines += _server_metrics(run)
     params = ", ".join(f"`{k}={v}`" for k, v in sorted(scenario.params.items()))
@@ -257,7 +277,7 @@ def render_markdown(
     lines += [
         "## Scenario",
         "",
-        f"Engine `{scenario.engine}` ({scenario.load_model}), locustfile `{scenario.locustfile}`.",
+        f"Engine `{scenario.engine}` ({scenario.load_model}){_engine_spec(scenario.engine_spec)}.",
         "",
         f"Parameters: {params}.",
         "",
@@ -268,6 +288,16 @@ def render_markdown(
         f"load generator on {cpus.loadgen}, support processes on {cpus.support}",
         f"- Python {env.python}, {env.go or 'Go not found'}, {env.platform}",
         f"- {libs}",
+        *_devices(run),
         "",
     ]
     return "\n".join(lines)
+
+
+def _devices(run: RunResult) -> list[str]:
+    """The GPUs found, and the device each implementation that asked for one got."""
+    asked = [f"{i.name} on {i.device}" for i in run.implementations if i.device is not None]
+    if not run.environment.gpus and not asked:
+        return []
+    found = ", ".join(run.environment.gpus) or "none"
+    return [f"- GPUs: {found}" + (f"; {', '.join(asked)}" if asked else "")]

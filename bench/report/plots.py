@@ -92,50 +92,69 @@ def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
 
 
 def throughput_latency(run: RunResult, path: Path) -> bool:
-    """Achieved throughput against p99 (solid) and p50 (dotted) per implementation, with the
-    95% intervals as error bars, invalid points hollow, and each knee marked. False when fewer
-    than two rates were measured."""
-    measured = [i for i in run.implementations if len(i.points) >= 2]
+    """Latency (p99 solid with its 95% interval, p50 dotted) against the offered load, and
+    below it, on the same x, the throughput achieved. Offered load is what the generator was
+    asked for, so past overload the curves go on to the right instead of folding back as they
+    would against the achieved throughput, which falls. Invalid points are hollow, each knee a
+    star. False when no implementation has two offered rates."""
+    measured = [
+        (impl, usable)
+        for impl in run.implementations
+        if len(usable := [p for p in impl.points if p.target_rps and "p99" in p.summary]) >= 2
+    ]
     if not measured:
         return False
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    for impl in measured:
-        usable = [p for p in impl.points if "p99" in p.summary]
-        if not usable:
-            continue
-        xs = [p.summary["throughput_rps"].median for p in usable]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), dpi=110, sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})  # fmt: skip
+    lowest, highest = float("inf"), 0.0
+    for impl, usable in measured:
+        xs = [p.target_rps or 0.0 for p in usable]
+        lowest, highest = min(lowest, *xs), max(highest, *xs)
         p99 = [p.summary["p99"] for p in usable]
-        line = ax.errorbar(
+        line = top.errorbar(
             xs, [e.median for e in p99],
             yerr=[[e.median - e.low for e in p99], [e.high - e.median for e in p99]],
             marker="o", capsize=3, label=f"{impl.name} p99",
         )  # fmt: skip
         color = line.lines[0].get_color()
-        ax.plot(xs, [p.summary["p50"].median for p in usable], linestyle=":", color=color,
-                label=f"{impl.name} p50")  # fmt: skip
+        top.plot(xs, [p.summary["p50"].median for p in usable], linestyle=":", color=color,
+                 label=f"{impl.name} p50")  # fmt: skip
+        done = [p.summary.get("throughput_rps") for p in usable]
+        kept = [(x, e) for x, e in zip(xs, done, strict=True) if e is not None]
+        if kept:
+            bottom.errorbar([x for x, _ in kept], [e.median for _, e in kept],
+                            yerr=[[e.median - e.low for _, e in kept],
+                                  [e.high - e.median for _, e in kept]],
+                            marker="o", capsize=3, color=color, label=impl.name)  # fmt: skip
         for p, x, e in zip(usable, xs, p99, strict=True):
             if not p.valid:
-                ax.plot([x], [e.median], marker="o", markersize=11, markerfacecolor="none",
-                        color="red")  # fmt: skip
+                top.plot([x], [e.median], marker="o", markersize=11, markerfacecolor="none",
+                         color="red")  # fmt: skip
         knee = next((p for p in usable if p.target_rps == impl.knee_rps), None)
-        if knee is not None:
-            ax.plot([knee.summary["throughput_rps"].median], [knee.summary["p99"].median],
-                    marker="*", markersize=16, color=color, linestyle="none",
-                    label=f"{impl.name} knee ({impl.knee_rps:g} req/s)")  # fmt: skip
+        if knee is not None and knee.target_rps is not None:
+            top.plot([knee.target_rps], [knee.summary["p99"].median], marker="*", markersize=16,
+                     color=color, linestyle="none",
+                     label=f"{impl.name} knee ({impl.knee_rps:g} req/s)")  # fmt: skip
     slo_text = run.scenario.params.get("slo")
     if isinstance(slo_text, str) and slo_text:
         slo = Slo.parse(slo_text)
-        ax.axhline(slo.p99_ms, color="grey", linestyle="--", linewidth=1,
-                   label=f"SLO: p{slo.percentile:g} ≤ {slo.p99_ms:g} ms")  # fmt: skip
-    ax.set_yscale("log")
-    ax.set_xlabel("throughput (successful responses/s, median of trials)")
-    ax.set_ylabel("latency (ms, corrected)")
-    title = f"{run.scenario.pattern}: throughput vs latency"
+        top.axhline(slo.p99_ms, color="grey", linestyle="--", linewidth=1,
+                    label=f"SLO: p{slo.percentile:g} ≤ {slo.p99_ms:g} ms")  # fmt: skip
+    top.set_yscale("log")
+    top.set_ylabel("latency (ms, corrected)")
+    title = f"{run.scenario.pattern}: latency and throughput against offered load"
     if run.scenario.slo:
         title += f" — SLO {run.scenario.slo}"
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
+    top.set_title(title)
+    top.grid(True, which="both", alpha=0.3)
+    top.legend(fontsize="small")
+    bottom.plot([lowest, highest], [lowest, highest], color="grey", linestyle="--", linewidth=1,
+                label="achieved = offered")  # fmt: skip
+    bottom.set_xlabel("offered load (target requests/s)")
+    bottom.set_ylabel("throughput (successful/s)")
+    bottom.set_ylim(bottom=0)
+    bottom.grid(True, alpha=0.3)
+    bottom.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

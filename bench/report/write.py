@@ -1,18 +1,25 @@
-"""Write a run's report: the plots, report.md and report.html, into the run's folder."""
+"""Write a run's report: the plots, report.md and report.html, into the run's folder.
+
+The sections of the run's studies are handed in (bench/cli.py asks each study's kind for its
+`ReportSection`); the report knows no study.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.models import RunResult
 from bench.report.html import to_html
 from bench.report.markdown import CURVE_PNG, render_markdown, spectrum_png
 from bench.report.plots import latency_spectrum, throughput_latency
+from bench.report.sections import ReportSection
 from bench.store import write_atomic
-from bench.studies import pools_report
 
 
-def render(run: RunResult, run_dir: Path) -> tuple[Path, Path]:
+def render(
+    run: RunResult, run_dir: Path, sections: Sequence[ReportSection] = ()
+) -> tuple[Path, Path]:
     """Write report.md, report.html and the plots into run_dir; return the two report paths."""
     curve = CURVE_PNG if throughput_latency(run, run_dir / CURVE_PNG) else None
     rates = sorted({p.target_rps for i in run.implementations for p in i.points},
@@ -23,8 +30,9 @@ def render(run: RunResult, run_dir: Path) -> tuple[Path, Path]:
         if latency_spectrum(run, rate, run_dir / png):
             title = f"latency by percentile at {rate:g} req/s" if rate else "latency by percentile"
             spectra.append((title, png))
-    reading, sections = pools_report.render(run, run_dir)
-    text = render_markdown(run, curve, spectra, reading, sections)
+    reading = [line for s in sections for line in s.reading]
+    lines = [line for s in sections for line in s.lines]
+    text = render_markdown(run, curve, spectra, reading, lines)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_atomic(md_path, text)
     write_atomic(html_path, to_html(text, f"{run.scenario.pattern} — {run.run_id}"))

@@ -41,10 +41,11 @@ def value_ms(hist: HdrHistogram, percentile: float) -> float:
 
 def percentiles(hist: HdrHistogram) -> Percentiles:
     if hist.get_total_count() == 0:
-        return Percentiles(p50=0.0, p90=0.0, p99=0.0, p999=0.0, max=0.0, mean=0.0)
+        return Percentiles(p50=0.0, p90=0.0, p95=0.0, p99=0.0, p999=0.0, max=0.0, mean=0.0)
     return Percentiles(
         p50=value_ms(hist, 50.0),
         p90=value_ms(hist, 90.0),
+        p95=value_ms(hist, 95.0),
         p99=value_ms(hist, 99.0),
         p999=value_ms(hist, 99.9),
         max=float(hist.get_max_value()) / 1000.0,

@@ -21,8 +21,11 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
         "achieved_rps": load.achieved_rps,
         "error_rate": load.errors / load.requests if load.requests else 0.0,
         "cpu_percent": trial.process.cpu_percent,
-        **{key: getattr(load.latency_ms, key) for key in ("p50", "p90", "p99", "p999", "max")},
     }
+    for key in ("p50", "p90", "p95", "p99", "p999", "max"):
+        value = getattr(load.latency_ms, key)
+        if value is not None:  # p95 is None only in files upgraded without a histogram
+            metrics[key] = value
     if load.uncorrected_ms is not None:
         metrics |= {"u_p50": load.uncorrected_ms.p50, "u_p99": load.uncorrected_ms.p99}
     if load.slip_ms is not None:
@@ -51,7 +54,9 @@ def make_point(target_rps: float | None, trials: Sequence[Trial]) -> LoadPoint:
 
 def slo_point(point: LoadPoint, slo: slo_.Slo) -> slo_.Point:
     """The point as the SLO search sees it: the median latency at the SLO's percentile."""
-    key = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}.get(slo.percentile, "p99")
+    key = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p999"}.get(
+        slo.percentile, "p99"
+    )
     latency = point.summary[key].median if key in point.summary else float("inf")
     errors = point.summary["error_rate"].median if "error_rate" in point.summary else 1.0
     rate = point.target_rps if point.target_rps is not None else 0.0

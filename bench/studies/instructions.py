@@ -7,8 +7,9 @@ the in-process scenarios, where a 1-2% change is then visible; anything that cro
 keeps wall-time metrics.
 
 A count is the difference between a run of the scenario with 3 batches and one with 1 batch, in
-one Python process each (`--inline-loops`, the `sync` pool: the kernel on the calling thread),
-divided by 2: interpreter start-up and imports cancel out, leaving the instructions of one batch.
+one Python process each (`--inline-loops`, with the arguments of the pool study's inline
+implementation: the kernel on the calling thread), divided by 2: interpreter start-up and imports
+cancel out, leaving the instructions of one batch.
 `PYTHONHASHSEED=0` keeps hashing, and so the interpreter's own work, the same from run to run.
 Each count is taken `REPEATS` times; their spread is the noise the gate reports.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from bench.catalog import InProcessSpec
+from bench.studies.pools_plan import PoolImplementation, PoolSpec
 
 REPEATS: Final = 2
 #: The scenarios counted: kernel, rounds, size, tasks per batch (small: callgrind runs ~50× slower).
@@ -35,6 +36,14 @@ MIN_EFFECT: Final = 0.01
 
 class InstructionsError(Exception):
     """Counting could not be done (no valgrind, a scenario that fails)."""
+
+
+def inline_implementation(spec: PoolSpec) -> PoolImplementation:
+    """The implementation counted: the table's inline one on pyperf (the kernel alone)."""
+    for impl in spec.implementations:
+        if impl.pool == "inline" and impl.runner == "pyperf" and not impl.free_threaded:
+            return impl
+    raise InstructionsError("the pool study has no inline implementation run by pyperf")
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def callgrind_total(command: Sequence[str], cwd: Path) -> int:
 
 def count(
     root: Path,
-    spec: InProcessSpec,
+    spec: PoolSpec,
     python: str,
     scenarios: Sequence[tuple[str, int, int, int]] = SCENARIOS,
     repeats: int = REPEATS,
@@ -79,10 +88,14 @@ def count(
     """Instructions per batch of every scenario, for the revision checked out at `root`."""
     if not available():
         raise InstructionsError("valgrind is not installed (apt-get install valgrind)")
+    if spec.pyperf is None:
+        raise InstructionsError("the pool study names no pyperf script")
+    inline = inline_implementation(spec)
+    script = [python, str(root / spec.pyperf.script), *spec.pyperf.args, *inline.args]
     found = []
     for kernel, rounds, size, tasks in scenarios:
-        base = [python, str(root / spec.pyperf_script), "--kind", "sync", "--kernel", kernel,
-                "--rounds", str(rounds), "--size", str(size), "--tasks", str(tasks)]  # fmt: skip
+        base = [*script, "--kernel", kernel, "--rounds", str(rounds), "--size", str(size),
+                "--tasks", str(tasks)]  # fmt: skip
         figures = []
         for _ in range(repeats):
             one = callgrind_total([*base, "--inline-loops", "1"], root)

@@ -1,310 +1,87 @@
-"""The report's pool sections: a written reading, scaling with workers, the overhead crossover.
+"""The pool study's part of the report: a written reading, scaling with workers, the crossover.
 
-Everything here is computed from the run's in-process study (bench/inprocess.py) and its service
-points; nothing is a fixed claim. Definitions used throughout:
-
-- **efficiency** at N workers = tasks/s at N / (N × tasks/s of the same pool at 1 worker), the
-  usual scaling efficiency: 1.0 is perfect, 1/N is no gain at all;
-- **speedup over inline** = tasks/s of a pool / tasks/s of the same work run inline on one
-  worker (`python-sync` for the Python pools, the 1-worker pool for Go, whose pool costs next to
-  nothing): below 1.0 the pool loses to doing nothing clever;
-- **per-task overhead** of a pool = 1 / (its tasks/s at 1 worker) − 1 / (inline tasks/s): what a
-  task costs on a worker beyond the kernel itself (pickling, the pipe, the hand-off).
+Everything here is computed from the stored study (bench/studies/pools_data.py) and the run's
+service points; nothing is a fixed claim, and every name comes from the study: the report says
+of an implementation what its `pool` (inline, threads, processes, goroutines) lets it say.
+The figures' definitions are in bench/studies/pools_figures.py.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+from bench.models import RunResult, Study
+from bench.report.sections import ReportSection
+from bench.studies.pools_data import PoolResults, from_study
+from bench.studies.pools_figures import (
+    CROSSOVER_PNG,
+    SCALING_PNG,
+    crossing,
+    crossover_plot,
+    crossover_table,
+    efficiency,
+    implementations,
+    named,
+    off_size,
+    overhead_us,
+    scaling_plot,
+    scaling_table,
+    scaling_variants,
+    speedup_over_inline,
+    task,
+    workers,
+)
+from bench.studies.pools_plan import SPIN
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter
-
-from bench.models import InProcessMeasurement, InProcessStudy, RunResult
-from bench.studies.pools import FREE_THREADED_IMPL, Variant
-
-SCALING_PNG = "pool_scaling.png"
-CROSSOVER_PNG = "pool_crossover.png"
-
-INLINE = "python-sync"
-#: Display order; anything else follows.
-ORDER = ("python-sync", "python-threads", FREE_THREADED_IMPL, "python-processes", "go")
 #: Efficiency from which a pool is said to pay off.
 PAYS_OFF = 0.9
 #: A p99 beyond this, at a point where the service refused work, waited outside its queue.
 BACKLOG_MS = 1000.0
 
-Key = tuple[str, str, int, float, int]  # implementation, kernel, size, task_ms, workers
+
+def _gil_held(r: PoolResults, pool: str) -> list[str]:
+    """Implementations of a pool kind on an interpreter with the GIL."""
+    return [n for n in named(r, pool) if not (role := r.role(n)) or not role.free_threaded]
 
 
-def _index(study: InProcessStudy) -> dict[Key, InProcessMeasurement]:
-    return {
-        (m.implementation, m.kernel, m.size, m.task_ms, m.workers): m for m in study.measurements
-    }
+def _free_threaded(r: PoolResults) -> list[str]:
+    return [n for n in named(r, "threads") if (role := r.role(n)) and role.free_threaded]
 
 
-def _impls(study: InProcessStudy) -> list[str]:
-    names = {m.implementation for m in study.measurements}
-    return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
-
-
-def _workers(study: InProcessStudy) -> list[int]:
-    return sorted({m.workers for m in study.measurements})
-
-
-def _variants(study: InProcessStudy) -> list[Variant]:
-    found = {
-        Variant(m.kernel, m.size) for m in study.measurements if m.task_ms == study.scaling_task_ms
-    }
-    return sorted(found, key=lambda v: (v.kernel != "spin", -v.size))
-
-
-def _tput(idx: dict[Key, InProcessMeasurement], key: Key) -> float | None:
-    m = idx.get(key)
-    return m.throughput.median if m is not None else None
-
-
-def _rate(m: InProcessMeasurement | None) -> str:
-    if m is None:
-        return "—"
-    e = m.throughput
-    digits = 0 if e.median >= 100 else 1
-    if e.n < 2 or e.low == e.high:
-        return f"{e.median:,.{digits}f}"
-    return f"{e.median:,.{digits}f} ({e.low:,.{digits}f} to {e.high:,.{digits}f})"
-
-
-def _ratio(a: float | None, b: float | None, scale: float = 1.0) -> float | None:
-    if a is None or b is None or b <= 0:
-        return None
-    return a / (scale * b)
-
-
-def _r2(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def _task(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
-
-
-def _overhead_cell(study: InProcessStudy, ms: float) -> str:
-    over = overhead_us(study, "python-processes", ms)
-    if over is None:
-        return "—"
-    if over < 0.05 * ms * 1000:  # under 5% of the task (or negative): the batches' spread
-        return "within noise"
-    return f"{over:,.0f}"
-
-
-def efficiency(study: InProcessStudy, impl: str, variant: Variant, task_ms: float) -> float | None:
-    """tasks/s at the most workers / (that many × tasks/s at one), for one pool and task."""
-    idx, most = _index(study), max(_workers(study))
-    full = _tput(idx, (impl, variant.kernel, variant.size, task_ms, most))
-    one = _tput(idx, (impl, variant.kernel, variant.size, task_ms, 1))
-    return _ratio(full, one, most)
-
-
-def speedup_over_inline(
-    study: InProcessStudy, impl: str, variant: Variant, task_ms: float, workers: int
-) -> float | None:
-    idx = _index(study)
-    base = INLINE if impl.startswith("python") else impl
-    inline = _tput(idx, (base, variant.kernel, variant.size, task_ms, 1))
-    return _ratio(_tput(idx, (impl, variant.kernel, variant.size, task_ms, workers)), inline)
-
-
-def overhead_us(study: InProcessStudy, impl: str, task_ms: float) -> float | None:
-    """Per-task cost of a pool beyond the kernel, from its 1-worker and the inline figures."""
-    idx = _index(study)
-    one = _tput(idx, (impl, "spin", 0, task_ms, 1))
-    inline = _tput(idx, (INLINE, "spin", 0, task_ms, 1))
-    if not one or not inline:
-        return None
-    return 1e6 * (1 / one - 1 / inline)
-
-
-def crossing(points: Sequence[tuple[float, float | None]], level: float) -> float | None:
-    """The task size where a rising curve first reaches `level`, interpolated on log axes.
-
-    `points` are (task_ms, value) in increasing task size; None when it never gets there; the
-    smallest size when it is there from the start.
-    """
-    known = [(x, y) for x, y in points if y is not None]
-    for i, (x, y) in enumerate(known):
-        if y >= level:
-            if i == 0:
-                return x
-            x0, y0 = known[i - 1]
-            if y == y0:
-                return x
-            t = (level - y0) / (y - y0)
-            return math.exp(math.log(x0) + t * (math.log(x) - math.log(x0)))
-    return None
-
-
-# ---- tables ---------------------------------------------------------------------------------
-
-
-def scaling_table(study: InProcessStudy) -> list[str]:
-    idx, workers, most = _index(study), _workers(study), max(_workers(study))
-    head = ["kernel", "implementation"]
-    head += [f"tasks/s ×{w}" for w in workers]
-    head += [f"efficiency ×{most}", f"speedup over inline ×{most}"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for variant in _variants(study):
-        for impl in _impls(study):
-            cells = [
-                _rate(idx.get((impl, variant.kernel, variant.size, study.scaling_task_ms, w)))
-                for w in workers
-            ]
-            if all(c == "—" for c in cells):
-                continue
-            eff = efficiency(study, impl, variant, study.scaling_task_ms)
-            speed = speedup_over_inline(study, impl, variant, study.scaling_task_ms, most)
-            row = [variant.label, impl, *cells, _r2(eff), _r2(speed)]
-            lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
-def crossover_table(study: InProcessStudy) -> list[str]:
-    idx, most = _index(study), max(_workers(study))
-    spin = Variant("spin", 0)
-    impls = _impls(study)
-    head = ["task", f"{INLINE} ×1", *(f"{i} ×{most}" for i in impls if i != INLINE)]
-    head += ["processes: speedup over inline", "processes: overhead µs/task", "go: efficiency"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for ms in study.task_ms:
-        row = [_task(ms), _rate(idx.get((INLINE, "spin", 0, ms, 1)))]
-        row += [_rate(idx.get((i, "spin", 0, ms, most))) for i in impls if i != INLINE]
-        row.append(_r2(speedup_over_inline(study, "python-processes", spin, ms, most)))
-        row.append(_overhead_cell(study, ms))
-        row.append(_r2(efficiency(study, "go", spin, ms)))
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
-# ---- figures --------------------------------------------------------------------------------
-
-
-def _colors(impls: Sequence[str]) -> dict[str, str]:
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {name: palette[i % len(palette)] for i, name in enumerate(impls)}
-
-
-def scaling_plot(study: InProcessStudy, path: Path) -> bool:
-    variants, workers = _variants(study), _workers(study)
-    if not variants or len(workers) < 2:
-        return False
-    idx, impls = _index(study), _impls(study)
-    colors = _colors(impls)
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 4.2), squeeze=False)
-    for ax, variant in zip(axes[0], variants, strict=True):
-        for impl in impls:
-            found = [
-                (w, m)
-                for w in workers
-                if (m := idx.get((impl, variant.kernel, variant.size, study.scaling_task_ms, w)))
-            ]
-            if not found:
-                continue
-            xs = [w for w, _ in found]
-            ys = [m.throughput.median for _, m in found]
-            err = [
-                [m.throughput.median - m.throughput.low for _, m in found],
-                [m.throughput.high - m.throughput.median for _, m in found],
-            ]
-            if len(found) == 1:  # inline: one worker by definition, a reference level
-                ax.axhline(ys[0], color=colors[impl], linestyle=":", label=f"{impl} (inline)")
-                continue
-            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=colors[impl], label=impl)
-            if found[0][0] == 1:
-                ax.plot(workers, [ys[0] * w for w in workers], color=colors[impl],
-                        linestyle="--", alpha=0.4)  # fmt: skip
-        ax.set_title(f"{variant.label}, {study.scaling_task_ms:g} ms tasks")
-        ax.set_xlabel("workers")
-        ax.set_xticks(workers)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("tasks/s (median, 95% CI); dashed: ideal")
-    axes[0][-1].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def crossover_plot(study: InProcessStudy, path: Path) -> bool:
-    if len(study.task_ms) < 2:
-        return False
-    most = max(_workers(study))
-    spin = Variant("spin", 0)
-    impls = [i for i in _impls(study) if i != INLINE]
-    colors = _colors(_impls(study))
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    drawn = False
-    for impl in impls:
-        pts = [(ms, speedup_over_inline(study, impl, spin, ms, most)) for ms in study.task_ms]
-        known = [(x, y) for x, y in pts if y is not None]
-        if known:
-            ax.plot(*zip(*known, strict=True), marker="o", color=colors[impl],
-                    label=f"{impl} ×{most}")  # fmt: skip
-            drawn = True
-    if not drawn:
-        plt.close(fig)
-        return False
-    ax.axhline(1.0, color="grey", linestyle=":", label="inline (1 worker, no pool)")
-    ax.axhline(float(most), color="grey", linestyle="--", label=f"ideal ({most}×)")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("task size (ms of one worker, spin kernel)")
-    ax.set_ylabel("speedup over inline")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    ax.set_title("Where a pool's per-task overhead eats its gain")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+def _language(name: str) -> str:
+    return name[:1].upper() + name[1:]
 
 
 # ---- the reading ----------------------------------------------------------------------------
 
 
-def reading(run: RunResult) -> list[str]:
+def reading(r: PoolResults, run: RunResult) -> list[str]:
     """Bullets, each a finding with its figures, for the top of the report."""
-    study = run.inprocess
     lines: list[str] = []
-    if study is None:
-        return lines
-    if study.measurements:
-        lines += _scaling_reading(study)
-        lines += _crossover_reading(study)
-        lines += _language_reading(run, study)
-        ft = study.free_threaded
-        if not ft.available:
+    if r.measurements:
+        lines += _scaling_reading(r)
+        lines += _crossover_reading(r)
+        lines += _language_reading(r)
+        ft = r.free_threaded
+        if ft.asked and not ft.available:
             lines.append(f"- Free-threaded CPython: {ft.note}.")
-    lines += _service_reading(run)
+    lines += _service_reading(r, run)
     return lines
 
 
-def _scaling_reading(study: InProcessStudy) -> list[str]:
-    most, ms = max(_workers(study)), study.scaling_task_ms
+def _scales(e: float) -> str:
+    return "scales" if e >= PAYS_OFF else "scales in part" if e >= 0.6 else "hardly scales"
+
+
+def _scaling_reading(r: PoolResults) -> list[str]:
+    most, ms = max(workers(r)), r.scaling_ms
     if most < 2:
         return [f"- Only one CPU was available: no scaling figures ({ms:g} ms tasks)."]
     out: list[str] = []
-    spin = Variant("spin", 0)
-    pools = [
-        (name, e)
-        for name in ("python-processes", "go")
-        if (e := efficiency(study, name, spin, ms)) is not None
+    parallel = [
+        n for n in implementations(r) if n in _gil_held(r, "processes") + named(r, "goroutines")
     ]
+    pools = [(n, e) for n in parallel if (e := efficiency(r, n, SPIN, ms)) is not None]
     if pools:
         verdicts = [f"{name} {e:.2f} ({_scales(e)})" for name, e in pools]
         out.append(
@@ -313,21 +90,22 @@ def _scaling_reading(study: InProcessStudy) -> list[str]:
         )
     parts = []
     gil: dict[bool, list[float]] = {True: [], False: []}  # releases the GIL → efficiencies
-    for variant in _variants(study):
-        e = efficiency(study, "python-threads", variant, ms)
-        if e is None:
-            continue
-        speed = e * most
-        releases = variant.kernel == "hash" and variant.size > 2047
-        gil[releases].append(e)
-        why = (
-            "hashlib releases the GIL while it hashes a block over 2 KiB"
-            if releases
-            else "the GIL lets one thread run Python at a time"
-            if variant.kernel == "spin"
-            else "hashlib keeps the GIL for blocks this small, and the loop between calls is Python"
-        )
-        parts.append(f"{speed:.2f}× one thread on {variant.label} ({why})")
+    for threads in _gil_held(r, "threads")[:1]:
+        for variant in scaling_variants(r):
+            e = efficiency(r, threads, variant, ms)
+            if e is None:
+                continue
+            releases = variant.kernel == "hash" and variant.size > 2047
+            gil[releases].append(e)
+            why = (
+                "hashlib releases the GIL while it hashes a block over 2 KiB"
+                if releases
+                else "the GIL lets one thread run Python at a time"
+                if variant.kernel == "spin"
+                else "hashlib keeps the GIL for blocks this small, and the loop between calls is "
+                "Python"
+            )
+            parts.append(f"{e * most:.2f}× one thread on {variant.label} ({why})")
     if parts:
         held, released = gil[False], gil[True]
         lead = (
@@ -336,43 +114,39 @@ def _scaling_reading(study: InProcessStudy) -> list[str]:
             else "Threads"
         )
         out.append(f"- **{lead}:** {most} threads give {'; '.join(parts)}.")
-    ft_parts = []
-    for variant in _variants(study):
-        e = efficiency(study, FREE_THREADED_IMPL, variant, ms)
-        if e is not None:
-            ft_parts.append(f"{e * most:.2f}× on {variant.label}")
-    if ft_parts:
-        out.append(f"- On free-threaded CPython ({study.free_threaded.version}) {most} threads "
-                   f"give {', '.join(ft_parts)}: no GIL to serialise them.")  # fmt: skip
+    for ft in _free_threaded(r):
+        ft_parts = [
+            f"{e * most:.2f}× on {variant.label}"
+            for variant in scaling_variants(r)
+            if (e := efficiency(r, ft, variant, ms)) is not None
+        ]
+        if ft_parts:
+            out.append(f"- On free-threaded CPython ({r.free_threaded.version}) {most} threads "
+                       f"give {', '.join(ft_parts)}: no GIL to serialise them.")  # fmt: skip
     return out
 
 
-def _scales(e: float) -> str:
-    return "scales" if e >= PAYS_OFF else "scales in part" if e >= 0.6 else "hardly scales"
-
-
-def _crossover_reading(study: InProcessStudy) -> list[str]:
-    most = max(_workers(study))
-    spin = Variant("spin", 0)
-    if len(study.task_ms) < 2 or most < 2:
+def _crossover_reading(r: PoolResults) -> list[str]:
+    most = max(workers(r))
+    processes = _gil_held(r, "processes")[:1]
+    if len(r.task_ms) < 2 or most < 2 or not processes:
         return []
-    speeds = [
-        (ms, speedup_over_inline(study, "python-processes", spin, ms, most)) for ms in study.task_ms
-    ]
+    proc = processes[0]
+    speeds = [(ms, speedup_over_inline(r, proc, SPIN, ms, most)) for ms in r.task_ms]
     known = [(ms, s) for ms, s in speeds if s is not None]
     if not known:
         return []
     smallest, s_small = known[0]
     even = crossing(speeds, 1.0)
     pays = crossing(speeds, PAYS_OFF * most)
-    over = overhead_us(study, "python-processes", smallest)
+    over = overhead_us(r, proc, smallest)
     lead = (
         "A process pool needs tasks large enough to hide its overhead"
         if s_small < PAYS_OFF * most
         else "A process pool pays from the smallest task measured"
     )
     text = (
-        f"- **{lead}:** at {_task(smallest)} it runs {s_small:.2f}× the inline rate with {most} "
+        f"- **{lead}:** at {task(smallest)} it runs {s_small:.2f}× the inline rate with {most} "
         "workers"
     )
     if over is not None and over > 0:
@@ -383,63 +157,75 @@ def _crossover_reading(study: InProcessStudy) -> list[str]:
         )
     text += "."
     if even is not None and even > smallest:
-        text += f" It breaks even near {_task(even)}."
+        text += f" It breaks even near {task(even)}."
     if pays is not None and pays > smallest:
-        text += f" It reaches {PAYS_OFF:.0%} of the ideal {most}× from about {_task(pays)}."
+        text += f" It reaches {PAYS_OFF:.0%} of the ideal {most}× from about {task(pays)}."
     elif pays is None:
         text += f" It does not reach {PAYS_OFF:.0%} of the ideal {most}× at any size measured."
     out = [text]
+    role = r.role(proc)
+    language = role.language if role is not None else ""
+    forms = [
+        n for n in implementations(r)
+        if (x := r.role(n)) is not None and x.language == language and not x.free_threaded
+    ]  # fmt: skip
     winners = []
-    for ms in study.task_ms:
+    for ms in r.task_ms:
         options = {
-            "python-sync": speedup_over_inline(study, INLINE, spin, ms, 1),
-            "python-threads": speedup_over_inline(study, "python-threads", spin, ms, most),
-            "python-processes": speedup_over_inline(study, "python-processes", spin, ms, most),
+            n: speedup_over_inline(r, n, SPIN, ms, 1 if n in named(r, "inline") else most)
+            for n in forms
         }
         present = {k: v for k, v in options.items() if v is not None}
         if present:
             best = max(present, key=lambda k: present[k])
-            winners.append(f"{_task(ms)}: {best} ({present[best]:.2f}×)")
+            winners.append(f"{task(ms)}: {best} ({present[best]:.2f}×)")
     if winners:
-        out.append("- **Fastest Python form by task size** (speedup over inline): "
-                   + "; ".join(winners) + ".")  # fmt: skip
+        out.append(f"- **Fastest {_language(language)} form by task size** (speedup over "
+                   "inline): " + "; ".join(winners) + ".")  # fmt: skip
     return out
 
 
-def _language_reading(run: RunResult, study: InProcessStudy) -> list[str]:
-    py, go = study.ns_per_round.get("python/spin"), study.ns_per_round.get("go/spin")
-    if not py or not go:
+def _language_reading(r: PoolResults) -> list[str]:
+    spins = {
+        role.language: ns
+        for role in r.roles
+        if not role.free_threaded and (ns := r.ns_per_round.get(f"{role.language}/spin"))
+    }
+    if len(spins) < 2:
         return []
+    slow, fast = max(spins, key=lambda k: spins[k]), min(spins, key=lambda k: spins[k])
+    slow_ns, fast_ns = spins[slow], spins[fast]
     text = (
-        f"- **Go runs the same kernel about {py / go:,.0f} times faster** ({go:.2f} ns against "
-        f"{py:.0f} ns a spin round), so the same work is a much smaller task in Go"
+        f"- **{_language(fast)} runs the same kernel about {slow_ns / fast_ns:,.0f} times "
+        f"faster** ({fast_ns:.2f} ns against {slow_ns:.0f} ns a spin round), so the same work "
+        f"is a much smaller task in {_language(fast)}"
     )
-    rounds = run.scenario.params.get("rounds")
-    if run.scenario.params.get("kernel") == "spin" and isinstance(rounds, int) and rounds > 0:
+    service = r.service_task or {}
+    rounds = service.get("rounds")
+    if service.get("kernel") == "spin" and isinstance(rounds, int) and rounds > 0:
         text += (
-            f": the services' task of {rounds:,} rounds is {rounds * py / 1e6:.2f} ms of Python "
-            f"and {rounds * go / 1e3:.1f} µs of Go, where HTTP handling, not the kernel, is the "
-            "cost"
+            f": the services' task of {rounds:,} rounds is {rounds * slow_ns / 1e6:.2f} ms of "
+            f"{_language(slow)} and {rounds * fast_ns / 1e3:.1f} µs of {_language(fast)}, where "
+            "HTTP handling, not the kernel, is the cost"
         )
     return [text + "."]
 
 
-def _service_reading(run: RunResult) -> list[str]:
+def _service_reading(r: PoolResults, run: RunResult) -> list[str]:
     measured = [i for i in run.implementations if i.status == "ok" and i.points]
     if not measured or run.scenario.load_model != "open-loop":
         return []
-    rates = ", ".join(f"{r:,.0f}" for r in run.scenario.rates)
-    if run.scenario.slo and any(len(i.points) >= 2 for i in measured):
-        knees = "; ".join(
-            f"{i.name} {i.knee_rps:,.0f} req/s" if i.knee_rps is not None else f"{i.name} none"
-            for i in measured
-        )
-        text = (
-            f"- **As services under open-loop load** ({rates} req/s, one task per request), the "
-            f"highest rate meeting {run.scenario.slo}: {knees}."
-        )
-    else:
+    if not run.scenario.slo or not any(len(i.points) >= 2 for i in measured):
         return []
+    rates = ", ".join(f"{x:,.0f}" for x in run.scenario.rates)
+    knees = "; ".join(
+        f"{i.name} {i.knee_rps:,.0f} req/s" if i.knee_rps is not None else f"{i.name} none"
+        for i in measured
+    )
+    text = (
+        f"- **As services under open-loop load** ({rates} req/s, one task per request), the "
+        f"highest rate meeting {run.scenario.slo}: {knees}."
+    )
     refused: list[str] = []
     backlog: list[str] = []
     for impl in measured:
@@ -447,9 +233,9 @@ def _service_reading(run: RunResult) -> list[str]:
         errors, p99 = top.summary.get("error_rate"), top.summary.get("p99")
         if errors is None or p99 is None or errors.median <= 0.001:
             continue
-        rate = f"{top.target_rps:,.0f}" if top.target_rps else "the top rate"
+        at = f"{top.target_rps:,.0f}" if top.target_rps else "the top rate"
         refused.append(
-            f"{impl.name} refused {100 * errors.median:.1f}% at {rate} req/s with p99 "
+            f"{impl.name} refused {100 * errors.median:.1f}% at {at} req/s with p99 "
             f"{p99.median:,.0f} ms"
         )
         if p99.median > BACKLOG_MS:
@@ -464,7 +250,7 @@ def _service_reading(run: RunResult) -> list[str]:
             f" A p99 of seconds beside refusals ({', '.join(backlog)}) means requests waited "
             "before the service read them, where no bound applies"
         )
-        if any("threads" in name for name in backlog):
+        if set(backlog) & set(_gil_held(r, "threads")):
             text += (
                 ": with threads, the workers hold the GIL the event loop needs to read and "
                 "refuse requests (a thread waiting for the GIL may wait 5 ms, "
@@ -474,59 +260,106 @@ def _service_reading(run: RunResult) -> list[str]:
     return [text]
 
 
-# ---- the section ----------------------------------------------------------------------------
+# ---- the sections ---------------------------------------------------------------------------
 
 
-def render(run: RunResult, run_dir: Path) -> tuple[list[str], list[str]]:
+def _tools(r: PoolResults) -> str:
+    names = {"pyperf": "pyperf", "go-bench": "`go test -bench`"}
+    by_language: dict[str, str] = {}
+    for m in r.measurements:
+        role = r.role(m.implementation)
+        by_language.setdefault(role.language if role else m.implementation, m.source)
+    return ", ".join(f"{names.get(s, s)} for {_language(lang)}" for lang, s in by_language.items())
+
+
+def _baselines(r: PoolResults) -> str:
+    groups: dict[str, list[str]] = {}
+    own: list[str] = []
+    for name in implementations(r):
+        role = r.role(name)
+        if role is None or role.pool == "inline":
+            continue
+        if role.baseline:
+            groups.setdefault(role.baseline, []).append(name)
+        else:
+            own.append(name)
+    parts = [f"{b} for {', '.join(names)}" for b, names in groups.items()]
+    parts += [f"the 1-worker pool for {name}" for name in own]
+    return "; ".join(parts)
+
+
+def _task_sizes(r: PoolResults) -> list[str]:
+    if all(m.measured_task_ms is None for m in r.measurements):
+        return ["Task sizes were not measured where the tasks ran (a result written before "
+                "schema 4, calibrated in the harness's own process).", ""]  # fmt: skip
+    missed = off_size(r)
+    band = f"±{r.tolerance:.0%}"
+    if not missed:
+        return [f"Every configuration's task was within {band} of the size asked, measured "
+                "where the tasks ran (the kernel alone in each pyperf worker process; for Go, "
+                "the one-worker batches).", ""]  # fmt: skip
+    each = "; ".join(
+        f"{m.implementation} ×{m.workers}, {m.variant.label} {task(m.task_ms)}: "
+        f"{m.measured_task_ms:.3g} ms"
+        for m in missed
+    )
+    return [
+        f"**Task sizes that missed the size asked by more than {band}** (measured where the "
+        f"tasks ran), so their figures are not at the size their row says: {each}.",
+        "",
+    ]
+
+
+def section(study: Study, run: RunResult, run_dir: Path) -> ReportSection:
     """The reading (for the top) and the pool sections (after the service results)."""
-    study = run.inprocess
-    top = reading(run)
-    if study is None:
-        return top, []
-    most = max(_workers(study), default=1)
+    r = from_study(study)
+    top = reading(r, run)
+    most = max(workers(r), default=1)
     lines = [
         "## Pools without a network",
         "",
-        f"The same pools timed in process on batches of identical tasks (pyperf for Python, `go "
-        f"test -bench` for Go), pinned to CPUs {study.cpus}. Task sizes are calibrated per "
-        f"language: a {study.scaling_task_ms:g} ms task is {study.scaling_task_ms:g} ms of one "
-        "worker's time in every implementation. Throughput is the median over every timed batch "
-        "with its 95% bootstrap interval.",
+        f"The same pools timed in process on batches of identical tasks ({_tools(r)}), pinned "
+        f"to CPUs {r.cpus}. Task sizes are calibrated per language where the tasks run: a "
+        f"{r.scaling_ms:g} ms task is {r.scaling_ms:g} ms of one worker's time in every "
+        "implementation. Throughput is the median over every timed batch with its 95% bootstrap "
+        "interval.",
         "",
+        *_task_sizes(r),
         "### Throughput against workers",
         "",
     ]
-    if scaling_plot(study, run_dir / SCALING_PNG):
+    if r.measurements and scaling_plot(r, run_dir / SCALING_PNG):
         lines += [f"![throughput against workers]({SCALING_PNG})", ""]
-    lines += [
-        *scaling_table(study),
-        "",
-        f"Efficiency ×{most} = tasks/s at {most} workers / ({most} × tasks/s at 1 worker) of the "
-        "same pool; speedup over inline = tasks/s / the same work run inline on one worker "
-        "(python-sync for Python, the 1-worker pool for Go).",
-        "",
-        "### The overhead crossover by task size",
-        "",
-    ]
-    if crossover_plot(study, run_dir / CROSSOVER_PNG):
+    if r.measurements:
+        lines += [
+            *scaling_table(r),
+            "",
+            f"Efficiency ×{most} = tasks/s at {most} workers / ({most} × tasks/s at 1 worker) of "
+            "the same pool; speedup over inline = tasks/s / the same work run inline on one "
+            f"worker ({_baselines(r)}). Measured task ms: the kernel's time where the tasks ran.",
+            "",
+        ]
+    lines += ["### The overhead crossover by task size", ""]
+    if r.measurements and crossover_plot(r, run_dir / CROSSOVER_PNG):
         lines += [f"![speedup over inline by task size]({CROSSOVER_PNG})", ""]
-    lines += [
-        *crossover_table(study),
-        "",
-        "Overhead µs/task = 1 / (process pool tasks/s at 1 worker) − 1 / (inline tasks/s): what "
-        "a task costs on a worker process beyond its kernel; where that is under 5% of the task "
-        "it cannot be told from the spread of the batches.",
-        "",
-    ]
-    ft = study.free_threaded
-    lines.append(
-        f"Free-threaded CPython: {'used, ' + (ft.interpreter or '') if ft.available else ft.note}."
-    )
-    lines.append("")
-    if study.errors:
+    if r.measurements:
+        lines += [
+            *crossover_table(r),
+            "",
+            "Overhead µs/task = 1 / (process pool tasks/s at 1 worker) − 1 / (inline tasks/s): "
+            "what a task costs on a worker process beyond its kernel; where that is under 5% of "
+            "the task it cannot be told from the spread of the batches.",
+            "",
+        ]
+    ft = r.free_threaded
+    if ft.asked:
+        used = f"used, {ft.interpreter or ''}" if ft.available else ft.note
+        lines += [f"Free-threaded CPython: {used}.", ""]
+    if r.errors:
         lines += ["Configurations that could not be measured:", ""]
-        lines += [f"- {e}" for e in study.errors]
+        lines += [f"- {e}" for e in r.errors]
         lines.append("")
-    calib = ", ".join(f"{k} {v:,.2f} ns" for k, v in sorted(study.ns_per_round.items()))
-    lines += [f"Calibration (per kernel round): {calib}.", ""]
-    return top, lines
+    calib = ", ".join(f"{k} {ns:,.2f} ns" for k, ns in sorted(r.ns_per_round.items()))
+    if calib:
+        lines += [f"Calibration (per kernel round): {calib}.", ""]
+    return ReportSection(reading=top, lines=lines)

@@ -7,27 +7,46 @@ Run from the repository root with the project's venv, one pool kind and cost per
 
 ``--kind`` is sync, threads or processes; ``--workers`` the pool size (ignored by sync);
 ``--kernel`` spin or hash; ``--rounds`` and ``--size`` the kernel's cost (``--size`` in bytes,
-hash only); ``--tasks`` the batch size. Every other option is pyperf's (``--fast``, ``--rigorous``,
-``-p``, ``-o``, ...). The output is plain pyperf JSON, one benchmark named after its parameters,
-which are also in its metadata; throughput is ``tasks / mean``, and ``pyperf compare_to`` compares
-files. On this 2-core machine a spin task of 5,000 rounds takes about 1 ms, 100,000 about 20 ms.
+hash only); ``--tasks`` the batch size; ``--name`` the benchmark's name (by default one made of
+the parameters, which are also in its metadata). Every other option is pyperf's (``--fast``,
+``--rigorous``, ``-p``, ``-o``, ``--append`` ...): the output is plain pyperf JSON, throughput is
+``tasks / mean``, and ``pyperf compare_to`` compares files whose benchmarks share names. On this
+2-core machine a spin task of 5,000 rounds takes about 1 ms, 100,000 about 20 ms.
 
 Each pyperf worker process creates its pool once and warms it up before any timing, so a value
 is the time of ``run_tasks`` alone: the event loop, the executor hand-off (pickling for
 processes) and the kernels. The task seeds differ per task and per loop, so no result is reused.
+Each worker process also times the kernel alone, inline, and records it as the run's
+``measured_task_ms`` metadata: the size a task really had where the tasks ran.
+
+Two more modes, each in this one process, for the harness (bench/studies/pools.py,
+bench/studies/instructions.py):
+
+- ``--calibrate``: print ``{"ns_per_round": [...]}``, nanoseconds per round of ``--kernel``
+  (``--size``) from several probes of about 50 ms, measured where it runs (pin it as the
+  benchmark will be pinned);
+- ``--inline-loops N``: run N batches untimed and exit, for counting instructions under callgrind.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import statistics
 import time
 from concurrent.futures import Executor
 
 import pyperf  # type: ignore[import-untyped]
 
-from systems.workerpool.kernels import KERNELS, check
+from systems.workerpool.kernels import KERNELS, check, run_task
 from systems.workerpool.pools import POOL_KINDS, PoolKind, Task, make_executor, run_tasks, warm_up
+
+#: Time the kernel alone for at least this long, and at least PROBE_TASKS tasks, in each worker
+#: process (a median of several: one task on a shared machine can be slowed down by anything).
+PROBE_S, PROBE_TASKS = 0.05, 3
+#: Calibration: probes of about this long, this many of them.
+CALIBRATE_S, CALIBRATE_REPEATS = 0.05, 7
 
 
 class Batch:
@@ -78,37 +97,74 @@ class Batch:
             loop.run_until_complete(run_tasks(self._executor, batch))
         return time.perf_counter() - start
 
+    def task_ms(self) -> float:
+        """Milliseconds of one task's kernel, run inline here: the median of a short probe."""
+        times: list[float] = []
+        seed = 0
+        while len(times) < PROBE_TASKS or sum(times) < PROBE_S:
+            start = time.perf_counter()
+            run_task(self.kernel, seed, self.rounds, self.size)
+            times.append(time.perf_counter() - start)
+            seed += 1
+        return 1000 * statistics.median(times)
 
-_OPTIONS = ("kind", "workers", "kernel", "rounds", "size", "tasks")  # not inline_loops
+
+def calibrate(kernel: str, size: int) -> list[float]:
+    """Nanoseconds per kernel round, one figure per probe of about CALIBRATE_S."""
+
+    def run(rounds: int) -> float:
+        start = time.perf_counter()
+        run_task(kernel, 1, rounds, size)
+        return time.perf_counter() - start
+
+    rounds = 16
+    while (elapsed := run(rounds)) < CALIBRATE_S / 4:  # grow to a measurable probe
+        rounds *= 4
+    rounds = max(1, int(rounds * CALIBRATE_S / max(elapsed, 1e-9)))
+    return [1e9 * run(rounds) / rounds for _ in range(CALIBRATE_REPEATS)]
+
+
+_OPTIONS = ("kind", "workers", "kernel", "rounds", "size", "tasks", "name")  # not the modes
 
 
 def _pass_options(cmd: list[str], args: argparse.Namespace) -> None:
     # pyperf starts its worker processes with its own options only; hand ours on too.
     for option in _OPTIONS:
-        cmd.extend((f"--{option}", str(getattr(args, option))))
+        if getattr(args, option) is not None:
+            cmd.extend((f"--{option}", str(getattr(args, option))))
 
 
 def main() -> None:
     runner = pyperf.Runner(add_cmdline_args=_pass_options)
     parser = runner.argparser
-    parser.add_argument("--kind", choices=POOL_KINDS, required=True)
+    parser.add_argument("--kind", choices=POOL_KINDS, default="sync")
     parser.add_argument("--workers", type=int, default=1, help="pool size (default 1)")
     parser.add_argument("--kernel", choices=KERNELS, default="spin")
-    parser.add_argument("--rounds", type=int, required=True, help="kernel rounds per task")
+    parser.add_argument("--rounds", type=int, default=1000, help="kernel rounds per task")
     parser.add_argument("--size", type=int, default=0, help="hash block size in bytes")
     parser.add_argument("--tasks", type=int, default=20, help="tasks per batch (default 20)")
+    parser.add_argument("--name", help="the benchmark's name (default: made of the parameters)")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="print nanoseconds per round of --kernel (--size) as JSON, measured here, and exit",
+    )
     parser.add_argument(
         "--inline-loops",
         type=int,
         metavar="N",
         help="run N batches in this process, untimed, and exit: for counting instructions "
-        "(bench/instructions.py runs this under valgrind's callgrind)",
+        "(bench/studies/instructions.py runs this under valgrind's callgrind)",
     )
     args = runner.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.tasks < 1:
         parser.error("--tasks must be at least 1")
+    if args.calibrate:
+        check(args.kernel, 1, args.size)
+        print(json.dumps({"ns_per_round": calibrate(args.kernel, args.size)}))
+        return
     workers = 1 if args.kind == "sync" else args.workers
     batch = Batch(
         kind=args.kind,
@@ -119,8 +175,10 @@ def main() -> None:
         tasks=args.tasks,
     )
     size = f"-s{args.size}" if args.kernel == "hash" else ""
-    name = f"workerpool-{args.kind}-w{workers}-{args.kernel}-r{args.rounds}{size}-n{args.tasks}"
-    metadata = {
+    name = args.name or (
+        f"workerpool-{args.kind}-w{workers}-{args.kernel}-r{args.rounds}{size}-n{args.tasks}"
+    )
+    metadata: dict[str, str | int | float] = {
         "workerpool_kind": args.kind,
         "workerpool_workers": workers,
         "workerpool_kernel": args.kernel,
@@ -134,6 +192,8 @@ def main() -> None:
         finally:
             batch.close()
         return
+    if args.worker:  # the manager process times nothing
+        metadata["measured_task_ms"] = batch.task_ms()
     try:
         runner.bench_time_func(name, batch.time_loops, metadata=metadata)
     finally:

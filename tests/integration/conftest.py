@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.catalog import Pattern, load_pattern
+from bench.cli import PARTS
 from bench.launch.cpusets import plan
 from bench.launch.supervisor import port_in_use
 from bench.run import RunOptions
@@ -64,7 +65,7 @@ def fanout_variant(tmp_path: Path) -> PatternFactory:
         folder.mkdir(exist_ok=True)
         (folder / "system.toml").write_text(toml((FANOUT / "system.toml").read_text()))
         (folder / "vectors.json").write_text(vectors((FANOUT / "vectors.json").read_text()))
-        return load_pattern(folder / "system.toml", REPO)
+        return load_pattern(folder / "system.toml", REPO, PARTS.kinds())
 
     return make
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import PARTS
 from bench.gate.gate import GateOptions, run_gate
 from bench.gate.gate_report import GateResult
 from tests.integration.conftest import REPO
@@ -53,7 +54,7 @@ def gate(
 ) -> tuple[GateResult, Path]:
     options = GateOptions(
         base=base, head=head, patterns=["fanout"], implementations=["go"], overrides=SHORT,
-        out_dir=out, port_offset=port_offset, min_effect=min_effect,
+        out_dir=out, port_offset=port_offset, min_effect=min_effect, parts=PARTS,
     )  # fmt: skip
     return run_gate(repo, options)
 

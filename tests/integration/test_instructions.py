@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import load_catalog
 from bench.gate.compare import decide_instructions
 from bench.studies import instructions
 from tests.integration.conftest import REPO
+from tests.integration.test_workerpool_study import pool_spec
 
 pytestmark = [
     pytest.mark.integration,
@@ -29,8 +29,8 @@ def copy_of_the_scenario(tmp_path: Path) -> Path:
 
 
 def test_counts_repeat_and_a_slower_kernel_is_called(tmp_path: Path) -> None:
-    spec = load_catalog(REPO)["workerpool"].inprocess
-    assert spec is not None
+    spec = pool_spec({"python-sync", "python-threads", "go"})
+    assert instructions.inline_implementation(spec).name == "python-sync"
     base_root = copy_of_the_scenario(tmp_path / "base")
     (base_count,) = instructions.count(base_root, spec, sys.executable, TINY, repeats=2)
     first, second = base_count.per_batch

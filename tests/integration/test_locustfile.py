@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.engines.recording import OUTPUT_ENV
+from bench.launch.probes import http_ready
 from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
 from tests.integration.conftest import REPO
 
@@ -39,7 +40,7 @@ def fanout_url(tmp_path: Path, port_offset: int) -> Iterator[str]:
             supervisor.start(
                 LaunchSpec(
                     name=name, command=command, cwd=REPO, cpus=cpus, ports=ports,
-                    ready_url=f"http://127.0.0.1:{ports[0]}/healthz", ready_timeout_s=10,
+                    ready=http_ready("127.0.0.1", ports[0]), ready_timeout_s=10,
                     log_path=tmp_path / f"{name}.log",
                 )
             )  # fmt: skip

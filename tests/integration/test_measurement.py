@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import PARTS
 from bench.engines.url import LoadRequest, run
+from bench.launch.probes import http_ready
 from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
-from bench.models import Engine, LoadStats
+from bench.models import LoadStats
 from bench.stats import headroom
 from tests.integration.conftest import REPO
 
@@ -41,7 +43,7 @@ def _serve(tmp_path: Path, name: str, command: list[str], port: int) -> Iterator
         supervisor.start(
             LaunchSpec(
                 name=name, command=command, cwd=REPO, cpus=system_cpus, ports=[port],
-                ready_url=f"http://127.0.0.1:{port}/healthz", ready_timeout_s=15,
+                ready=http_ready("127.0.0.1", port), ready_timeout_s=15,
                 log_path=tmp_path / f"{name}.log",
             )
         )  # fmt: skip
@@ -63,20 +65,21 @@ def hello_url(tmp_path: Path, port_offset: int) -> Iterator[str]:
     yield from _serve(tmp_path, "hello", ["go/bin/hello", "--listen", f"127.0.0.1:{port}"], port)
 
 
-def load(url: str, tmp_path: Path, engine: Engine, rate: float | None, **kw: float) -> LoadStats:
+def load(url: str, tmp_path: Path, engine: str, rate: float | None, **kw: float) -> LoadStats:
     return run(
         LoadRequest(
             url=url, engine=engine, rate=rate, duration_s=kw.get("duration", 10.0),
             warmup_s=kw.get("warmup", 0.5), arrival="constant", users=int(kw.get("users", 4)),
             cpus=_cpus()[1], workdir=tmp_path / f"{engine}-{rate}", root=REPO,
             max_in_flight=int(kw.get("max_in_flight", 1000)),
-        )
+        ),
+        PARTS.engines,
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("engine", ["loadgen", "locust"])
 def test_open_loop_corrects_coordinated_omission(
-    stalling_url: str, tmp_path: Path, engine: Engine
+    stalling_url: str, tmp_path: Path, engine: str
 ) -> None:
     stats = load(stalling_url, tmp_path, engine, rate=200.0)
     assert stats.requests == pytest.approx(2000, abs=20)
@@ -101,7 +104,7 @@ def test_closed_loop_hides_the_stall(stalling_url: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("engine", "rate"), [("loadgen", 5_000_000.0), ("locust", 50_000.0)])
 def test_a_rate_beyond_the_generator_is_marked_invalid(
-    hello_url: str, tmp_path: Path, engine: Engine, rate: float
+    hello_url: str, tmp_path: Path, engine: str, rate: float
 ) -> None:
     # A cap the generator never reaches, so that what limits it is the generator itself
     # (at a full cap, a slow system would be the limit).

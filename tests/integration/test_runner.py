@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from bench.catalog import Pattern
+from bench.cli import PARTS
 from bench.report.write import render
 from bench.run import PatternRun, QuietProgress, RunOptions
 from bench.stats.percentiles import decode
@@ -23,7 +24,7 @@ Options = Callable[..., RunOptions]
 
 
 def run(pattern: Pattern, options: RunOptions) -> PatternRun:
-    runner = PatternRun(pattern, options, QuietProgress())
+    runner = PatternRun(pattern, options, QuietProgress(), PARTS)
     runner.execute()
     return runner
 

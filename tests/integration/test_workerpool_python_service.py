@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.launch.verify import check, load_vectors
+from bench.launch.probes import HttpProbe, HttpSpec
+from bench.launch.verify import load_vectors
 from systems.workerpool.kernels import spin
 from systems.workerpool.metrics import DURATION_BUCKETS
 from tests.integration.service_process import Proc, metric, wait_for
@@ -103,19 +104,21 @@ def vector_flags(pool: str) -> dict[str, object]:
 def test_vectors(procs: list[Proc], pool: str) -> None:
     _, addr = start(procs, pool, **vector_flags(pool))
     host, port = addr.rsplit(":", 1)
-    assert check(host, int(port), VECTORS) == []
+    assert HttpProbe().verify(HttpSpec(), host, int(port), VECTORS) == []
 
     # Only /work answers are counted, by status; /healthz and other paths are not.
-    work = [c for c in VECTORS.cases if c.request.path.startswith("/work")]
+    work = [c for c in VECTORS.cases if c.request["path"].startswith("/work")]
     for code in (200, 400, 405):
-        want = sum(c.expect.status == code for c in work)
+        want = sum(c.expect["status"] == code for c in work)
         assert metric(addr, "workerpool_requests_total", code=str(code)) == want, code
     assert metric(addr, "workerpool_request_duration_seconds_count") == len(work)
     assert metric(addr, "workerpool_in_flight") == 0
 
     for case in VECTORS.cases:  # every answer, errors included, is JSON
-        body = None if case.request.body is None else json.dumps(case.request.body).encode()
-        _, headers, _ = request(addr, case.request.path, case.request.method, body)
+        sent = case.request.get("body")
+        body = None if sent is None else json.dumps(sent).encode()
+        method = case.request.get("method", "GET")
+        _, headers, _ = request(addr, case.request["path"], method, body)
         assert headers["content-type"].startswith("application/json"), case.name
 
 

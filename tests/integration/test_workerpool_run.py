@@ -9,10 +9,12 @@ from collections.abc import Callable
 import pytest
 
 from bench.catalog import load_pattern
+from bench.cli import PARTS
 from bench.launch.cpusets import plan
 from bench.report.write import render
 from bench.run import PatternRun, QuietProgress, RunOptions
 from bench.store import load_run
+from bench.studies.pools_data import from_study
 from tests.integration.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
@@ -36,11 +38,11 @@ SHORT_POOLS = {
 def test_every_service_is_verified_and_measured_and_the_study_reported(
     options: Callable[..., RunOptions],
 ) -> None:
-    pattern = load_pattern(REPO / "systems" / "workerpool" / "system.toml", REPO)
+    pattern = load_pattern(REPO / "systems" / "workerpool" / "system.toml", REPO, PARTS.kinds())
     # As the command line plans it for this pattern (system_cpus = "all").
     cpus = plan(sorted(os.sched_getaffinity(0)), system_all=pattern.system_cpus == "all")
     opts = dataclasses.replace(options(**SHORT_POOLS), cpusets=cpus)
-    runner = PatternRun(pattern, opts, QuietProgress())
+    runner = PatternRun(pattern, opts, QuietProgress(), PARTS)
     runner.execute()
     result = load_run(runner.run_dir / "run.json")
 
@@ -58,14 +60,15 @@ def test_every_service_is_verified_and_measured_and_the_study_reported(
     rss = {i.name: i.points[0].trials[0].process.peak_rss_bytes for i in result.implementations}
     assert rss["python-processes"] > 1.5 * rss["python-sync"]
 
-    study = result.inprocess
-    assert study is not None
-    assert study.errors == []
+    (stored,) = result.studies
+    study = from_study(stored)
+    assert stored.errors == []
     impls = {m.implementation for m in study.measurements}
     assert impls == {"python-sync", "python-threads", "python-processes", "go"}
     assert {m.task_ms for m in study.measurements} == {0.5, 1.0, 2.0}
 
-    md, _ = render(result, runner.run_dir)
+    sections = [PARTS.studies[s.kind].section(s, result, runner.run_dir) for s in result.studies]
+    md, _ = render(result, runner.run_dir, sections)
     text = md.read_text()
     assert text.index("## Reading") < text.index("## Verdicts") < text.index("## Pools without")
     assert result.environment.cpusets.shared  # the system has every CPU, the generator one

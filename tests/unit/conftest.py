@@ -86,7 +86,7 @@ def make_run(*impls: ImplementationResult, run_id: str = "r1", slo: str | None =
             rates=rates,
             trials=3,
             slo=slo,
-            locustfile="scenarios/locust/fanout.py",
+            engine_spec={"path": "/catalog?k={k}"},
             params={"users": 4, "warmup_s": 1.0, "duration_s": 10.0},
         ),
         environment=Environment(

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import CatalogError, load_catalog, load_pattern, parse_param, render
+from bench.catalog import CatalogError, load_catalog, load_pattern, render, render_table
+from bench.cli import PARTS
+from bench.params import ParamError, parse_param
+
+KINDS = PARTS.kinds()
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -13,12 +17,14 @@ pattern = "demo"
 description = "d"
 args = ["--listen", "127.0.0.1:{port}", "--k", "{k}", "--backends", "{sim_urls}"]
 
-[scenario]
+[scenario.loadgen]
+path = "/demo/{{rand:{k}}}"
+
+[scenario.locust]
 locustfile = "scenarios/locust/demo.py"
 args = ["--rate", "{k}"]
 closed_loop_user = "DemoUser"
 open_loop_user = "OpenLoopDemo"
-loadgen_path = "/demo/{{rand:{k}}}"
 
 [params]
 k = 4
@@ -49,6 +55,7 @@ ports = [9001, 9002]
 language = "go"
 command = ["bin/one"]
 port = 8001
+needs = ["sim"]
 """
 
 
@@ -62,27 +69,27 @@ def write(tmp_path: Path, text: str, folder: str = "demo") -> Path:
 def error_of(tmp_path: Path, text: str, folder: str = "demo") -> str:
     path = write(tmp_path, text, folder)
     with pytest.raises(CatalogError) as err:
-        load_pattern(path, tmp_path)
+        load_pattern(path, tmp_path, KINDS)
     message = str(err.value)
     assert "\n" not in message
     return message
 
 
 def test_the_repository_catalog_loads() -> None:
-    catalog = load_catalog(REPO)
+    catalog = load_catalog(REPO, KINDS)
     assert "fanout" in catalog
     assert set(catalog["fanout"].implementations) >= {"go", "python-asyncio"}
 
 
 def test_minimal_pattern_and_templates(tmp_path: Path) -> None:
-    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
     assert pattern.support["sim"].ports == [9001, 9002]
     values = {"port": 8001, "k": 4, "sim_urls": "http://a,http://b"}
     assert render(pattern.args, values)[-1] == "http://a,http://b"
 
 
 def test_profiles_and_overrides_are_typed_like_defaults(tmp_path: Path) -> None:
-    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
     params = pattern.resolve_params("quick", {"k": "8", "ratio": "0.25", "flag": "yes"})
     assert params["k"] == 8
     assert params["ratio"] == 0.25
@@ -91,9 +98,10 @@ def test_profiles_and_overrides_are_typed_like_defaults(tmp_path: Path) -> None:
 
 
 def test_unknown_param_and_bad_value_are_one_line_errors(tmp_path: Path) -> None:
-    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
     with pytest.raises(
-        CatalogError, match=r"--param nope: demo has no such parameter \(arrival, duration_s"
+        CatalogError,
+        match=r"--param nope: demo has no such parameter \(arrival, budget_s, duration_s",
     ):
         pattern.resolve_params("default", {"nope": "1"})
     with pytest.raises(CatalogError, match=r"--param k=four: expected int like 4"):
@@ -103,7 +111,7 @@ def test_unknown_param_and_bad_value_are_one_line_errors(tmp_path: Path) -> None
 
 
 def test_parse_param_rejects_non_booleans() -> None:
-    with pytest.raises(CatalogError, match="expected bool"):
+    with pytest.raises(ParamError, match="expected bool"):
         parse_param("flag", "maybe", False)
 
 
@@ -156,17 +164,19 @@ def test_profile_may_only_set_declared_params(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"engine": "wrk"}, "--param engine=wrk: expected one of locust, loadgen"),
+        ({"engine": "wrk"}, "--param engine=wrk: the pattern has no [scenario.wrk] table"),
         ({"arrival": "bursty"}, "--param arrival=bursty: expected one of constant, poisson"),
-        ({"trials": "0"}, "--param trials=0: must be a positive number"),
-        ({"rate": "-5"}, "--param rate=-5.0: must be a positive number"),
+        ({"trials": "0"}, "--param trials=0: must be positive"),
+        ({"rate": "-5"}, "--param rate=-5.0: must be positive"),
         ({"rates": "100,fast"}, "--param rates=100,fast: expected rates like 500,1000,2000"),
         ({"load_model": "closed-loop"}, "--param engine=loadgen: loadgen is open-loop only"),
+        ({"duration_s": "fast"}, "--param duration_s=fast: expected float like 500ms, 30s, 2m"),
+        ({"warmup_s": "-1"}, "expected float like 500ms"),
         ({"engine": "locust", "load_model": "closed-loop", "rates": "1,2"}, "need open-loop load"),
     ],
 )
 def test_load_params_are_checked(tmp_path: Path, override: dict[str, str], message: str) -> None:
-    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path)
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
     with pytest.raises(CatalogError) as err:
         pattern.resolve_params("default", override)
     assert message in str(err.value)
@@ -174,6 +184,80 @@ def test_load_params_are_checked(tmp_path: Path, override: dict[str, str], messa
 
 def test_a_bad_load_param_in_a_profile_names_the_profile(tmp_path: Path) -> None:
     message = error_of(tmp_path, MINIMAL.replace("duration_s = 1.0\n", "trials = 0\n"))
-    assert (
-        message == "systems/demo/system.toml: profiles.quick: trials=0: must be a positive number"
+    assert message == "systems/demo/system.toml: profiles.quick: trials=0: must be positive"
+
+
+def test_durations_take_units(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
+    params = pattern.resolve_params("default", {"duration_s": "500ms", "warmup_s": "2m"})
+    assert (params["duration_s"], params["warmup_s"]) == (0.5, 120.0)
+    assert pattern.resolve_params("default", {"duration_s": "30"})["duration_s"] == 30.0
+    text = MINIMAL.replace("duration_s = 1.0\n", 'duration_s = "1500ms"\n')
+    quick = load_pattern(write(tmp_path / "u", text), tmp_path / "u", KINDS)
+    assert quick.resolve_params("quick", {})["duration_s"] == 1.5
+
+
+def test_engine_tables_are_checked_by_the_engines_models(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL.replace('path = "/demo/{{rand:{k}}}"', 'path = "demo"'))
+    assert message.startswith("systems/demo/system.toml: scenario.loadgen.path: String should")
+    message = error_of(tmp_path / "a", MINIMAL.replace("[scenario.loadgen]", "[scenario.wrk]"))
+    assert message == (
+        "systems/demo/system.toml: scenario.wrk: no such load engine (known: loadgen, locust)"
     )
+    message = error_of(tmp_path / "b", MINIMAL.replace('closed_loop_user = "DemoUser"\n', ""))
+    assert message == "systems/demo/system.toml: scenario.locust.closed_loop_user: Field required"
+
+
+def test_an_engine_table_renders_with_the_parameters(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
+    table = pattern.engine_table("loadgen", {"k": 7})
+    assert table.model_dump()["path"] == "/demo/{rand:7}"
+
+
+def test_probes_needs_and_studies_are_checked(tmp_path: Path) -> None:
+    bad_probe = MINIMAL.replace("port = 8001", 'port = 8001\nprobe = { kind = "smtp" }')
+    assert error_of(tmp_path / "a", bad_probe) == (
+        "systems/demo/system.toml: implementations.one.probe.kind: no such probe 'smtp' "
+        "(known: http, grpc, tcp)"
+    )
+    bad_field = MINIMAL.replace("port = 8001", 'port = 8001\nprobe = { kind = "http", url = "/" }')
+    assert error_of(tmp_path / "b", bad_field) == (
+        "systems/demo/system.toml: implementations.one.probe.url: Extra inputs are not permitted"
+    )
+    bad_need = MINIMAL.replace('needs = ["sim"]', 'needs = ["db"]')
+    assert error_of(tmp_path / "c", bad_need) == (
+        "systems/demo/system.toml: implementations.one.needs: no support 'db'"
+    )
+    bad_study = MINIMAL + '\n[studies.s]\nkind = "astrology"\n'
+    assert error_of(tmp_path / "d", bad_study).startswith(
+        "systems/demo/system.toml: studies.s.kind: no such study 'astrology' (known: "
+    )
+
+
+def test_topology_fields_have_their_defaults(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "ports = [9001, 9002]",
+        'ports = [9001, 9002]\nscope = "run"\nprobe = { kind = "tcp" }\n'
+        'setup = [["sim-setup", "{sim_port}"]]\nreset = [["sim-reset"]]',
+    ).replace("port = 8001", "port = 8001\ngpu = true")
+    pattern = load_pattern(write(tmp_path, text), tmp_path, KINDS)
+    sim, one = pattern.support["sim"], pattern.implementations["one"]
+    assert (sim.scope, sim.probe.kind, sim.setup, sim.reset) == (
+        "run",
+        "tcp",
+        [["sim-setup", "{sim_port}"]],
+        [["sim-reset"]],
+    )
+    assert (one.gpu, one.needs, one.probe.kind) == (True, ["sim"], "http")
+    endpoint = one.metrics_endpoint()
+    assert endpoint is not None
+    assert (endpoint.port, endpoint.path) == (None, "/metrics")
+
+
+def test_a_single_placeholder_keeps_its_type() -> None:
+    values = {"flag": False, "n": 3}
+    assert render_table({"when": "{flag}", "x": "n={n}", "l": ["{n}"]}, values) == {
+        "when": False,
+        "x": "n=3",
+        "l": ["3"],
+    }

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.models import RunResult
+from bench.models import Estimate, RunResult
 from bench.report.markdown import render_markdown
+from bench.report.plots import throughput_latency
 from bench.report.write import render
 from tests.unit.conftest import make_run, measured
 
@@ -16,11 +17,21 @@ def test_failed_implementation_is_reported_with_its_reason(sample_run: RunResult
 
 
 def test_results_row_carries_median_and_interval(sample_run: RunResult) -> None:
-    p99 = sample_run.implementation("go").points[0].summary["p99"]
-    row = next(line for line in render_markdown(sample_run, None, []).splitlines()
-               if line.startswith("| go |"))  # fmt: skip
-    assert f"| {p99.median:.2f} ({p99.low:.2f} to {p99.high:.2f}) |" in row
+    summary = sample_run.implementation("go").points[0].summary
+    p95, p99 = summary["p95"], summary["p99"]
+    text = render_markdown(sample_run, None, [])
+    assert "| p50 ms | p95 ms | p99 ms | p99.9 ms |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| go |"))
+    assert (
+        f"| {p95.median:.2f} ({p95.low:.2f} to {p95.high:.2f}) "
+        f"| {p99.median:.2f} ({p99.low:.2f} to {p99.high:.2f}) |"
+    ) in row
     assert "| 1.00 to 2.00 |" in row  # the bucket the server's p99 lies in
+
+
+def test_the_scenario_names_the_engine_and_its_table_as_used(sample_run: RunResult) -> None:
+    text = render_markdown(sample_run, None, [])
+    assert "Engine `loadgen` (open-loop): path `/catalog?k={k}`." in text
 
 
 def test_a_generator_limited_point_is_called_out_and_marked_invalid() -> None:
@@ -57,6 +68,36 @@ def test_render_writes_markdown_html_curves_and_spectra(tmp_path: Path) -> None:
     assert page.count("<table>") == 3
     assert "<details>" in page
     assert "| go |" not in page
+
+
+def test_what_a_time_budget_cut_is_a_verdict(sample_run: RunResult) -> None:
+    scenario = sample_run.scenario.model_copy(
+        update={"notes": ["time budget 90 s: … cut trials 3 → 2 (about 80 s)"]}
+    )
+    text = render_markdown(sample_run.model_copy(update={"scenario": scenario}), None, [])
+    assert "- Time budget 90 s: … cut trials 3 → 2 (about 80 s)." in text
+
+
+def test_the_device_an_implementation_got_is_in_the_environment(sample_run: RunResult) -> None:
+    assert "GPUs" not in render_markdown(sample_run, None, [])
+    go = sample_run.implementations[0].model_copy(update={"device": "cuda:0 (NVIDIA H200)"})
+    env = sample_run.environment.model_copy(update={"gpus": ["NVIDIA H200"]})
+    run = sample_run.model_copy(
+        update={"implementations": [go, *sample_run.implementations[1:]], "environment": env}
+    )
+    assert "- GPUs: NVIDIA H200; go on cuda:0 (NVIDIA H200)" in render_markdown(run, None, [])
+
+
+def test_the_curve_is_drawn_against_offered_load_even_past_overload(tmp_path: Path) -> None:
+    impl = measured("go", [1000] * 100, rates=(100.0, 200.0, 400.0))
+    falling = []  # achieved throughput falls past overload: 100, 200, then 150
+    for point, done in zip(impl.points, (100.0, 200.0, 150.0), strict=True):
+        e = Estimate(median=done, low=done, high=done, n=3)
+        falling.append(point.model_copy(update={"summary": {**point.summary, "throughput_rps": e}}))
+    run = make_run(impl.model_copy(update={"points": falling}))
+    assert throughput_latency(run, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    assert not throughput_latency(make_run(measured("go", [1000] * 100)), tmp_path / "one.png")
 
 
 def test_no_plot_when_nothing_was_measured(tmp_path: Path) -> None:

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from bench.gate.selfcheck import INJECT_FILE, SelfCheck, prepare, rate, render
+from bench.catalog import load_catalog
+from bench.cli import PARTS
+from bench.gate.selfcheck import SelfCheck, SelfCheckError, Target, prepare, rate, render
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def target(**overrides: str | None) -> Target:
+    """The default target: the first pattern of the catalog with a [selfcheck] table."""
+    catalog = load_catalog(REPO, PARTS.kinds())
+    pattern = next(p for p in catalog.values() if p.selfcheck)
+    return Target.of(pattern, **overrides)
 
 
 def test_rates_carry_exact_binomial_intervals() -> None:
@@ -24,10 +33,11 @@ def test_rates_carry_exact_binomial_intervals() -> None:
 
 
 def test_the_prepared_clone_has_a_clean_and_a_slowed_commit(tmp_path: Path) -> None:
-    repo = prepare(REPO, tmp_path, delay_us=750)
+    chosen = target()
+    repo = prepare(REPO, tmp_path, 750, chosen)
     diff = subprocess.run(["git", "diff", "clean", "slowed"], cwd=repo, capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
-    assert f"+++ b/{INJECT_FILE}" in diff
+    assert f"+++ b/{chosen.file}" in diff
     assert "+\tfor start := time.Now(); time.Since(start) < 750*time.Microsecond; {" in diff
     assert diff.count("\n+\t") == 2  # the busy wait's two lines, nothing else
     assert not (REPO / ".git" / "refs" / "tags" / "slowed").exists()  # nothing tagged here
@@ -44,3 +54,16 @@ def test_the_summary_states_both_rates_against_their_targets() -> None:
     assert "1 of 20 = 5% (95% interval 0% to 25%). Target ≤ 5%." in text
     assert "19 of 20 = 95% (95% interval 75% to 100%)" in text
     assert "averaged +10.0%" in text
+
+
+def test_the_target_comes_from_options_over_the_table(tmp_path: Path) -> None:
+    chosen = target(file="go/cmd/hello/main.go", after="func main() {", code="\t_ = {delay_us}")
+    assert chosen.file == "go/cmd/hello/main.go"
+    repo = prepare(REPO, tmp_path, 123, chosen)
+    text = (repo / "go" / "cmd" / "hello" / "main.go").read_text()
+    assert "func main() {\n\t_ = 123\n" in text
+
+
+def test_a_missing_line_to_slow_down_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SelfCheckError, match=r"the line to slow down after was not found: 'nope'"):
+        prepare(REPO, tmp_path, 750, target(after="nope"))

@@ -12,6 +12,7 @@ def test_percentiles_of_a_uniform_sample_are_within_hdr_precision() -> None:
     p = percentiles(hist)
     assert p.p50 == pytest.approx(50.0, rel=1e-3)
     assert p.p90 == pytest.approx(90.0, rel=1e-3)
+    assert p.p95 == pytest.approx(95.0, rel=1e-3)
     assert p.p99 == pytest.approx(99.0, rel=1e-3)
     assert p.p999 == pytest.approx(99.9, rel=1e-3)
     assert p.max == pytest.approx(100.0, rel=1e-3)

@@ -10,6 +10,7 @@ from tests.unit.conftest import make_load, make_trial
 def test_trial_metrics_carry_corrected_uncorrected_slip_and_server_bounds() -> None:
     metrics = trial_metrics(make_trial(0, make_load([1000, 2000, 3000])))
     assert metrics["p50"] == pytest.approx(2.0, rel=1e-2)
+    assert list(metrics)[4:10] == ["p50", "p90", "p95", "p99", "p999", "max"]
     assert metrics["u_p99"] == pytest.approx(3.0, rel=1e-2)
     assert metrics["slip_p99"] == pytest.approx(0.2, rel=1e-2)
     assert metrics["server_p99_high"] == 2.0
@@ -41,5 +42,7 @@ def test_slo_point_uses_the_slos_percentile_and_the_error_rate() -> None:
     judged = slo_point(point, Slo(p99_ms=50.0))
     assert judged.rate == 400.0
     assert judged.latency_ms == pytest.approx(10.0, rel=1e-2)
+    at_p95 = slo_point(point, Slo(p99_ms=50.0, percentile=95.0))
+    assert at_p95.latency_ms == pytest.approx(point.summary["p95"].median)
     assert judged.valid
     assert judged.error_rate == 0.0

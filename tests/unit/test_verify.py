@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.launch.verify import VectorsError, differences, load_vectors
+from bench.launch.probes import HttpExpect, HttpRequest
+from bench.launch.verify import Vectors, VectorsError, case_parts, differences, load_vectors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,12 +41,21 @@ def test_any_string_matches_only_non_empty_strings() -> None:
 def test_the_fanout_vectors_load() -> None:
     vectors = load_vectors(REPO / "systems" / "fanout" / "vectors.json")
     assert vectors.params["fanout"] == 6
-    assert any(case.expect.status == 400 for case in vectors.cases)
+    assert any(case.expect["status"] == 400 for case in vectors.cases)
 
 
 def test_a_malformed_vectors_file_names_file_and_field(tmp_path: Path) -> None:
     path = tmp_path / "vectors.json"
-    path.write_text(json.dumps({"cases": [{"name": "x", "request": {"path": "no-slash"}}]}))
+    path.write_text(json.dumps({"cases": [{"name": "x", "request": {"path": "/"}}]}))
     with pytest.raises(VectorsError) as err:
         load_vectors(path)
-    assert str(err.value).startswith(f"{path}: cases.0.request.path:")
+    assert str(err.value) == f"{path}: cases.0.expect: Field required"
+
+
+def test_a_case_the_probe_cannot_send_names_the_case_and_field() -> None:
+    vectors = Vectors.model_validate(
+        {"cases": [{"name": "x", "request": {"path": "no-slash"}, "expect": {"status": 200}}]}
+    )
+    with pytest.raises(VectorsError) as err:
+        case_parts(vectors, HttpRequest, HttpExpect)
+    assert str(err.value).startswith("cases[0] (x): path: String should match pattern")

@@ -1,0 +1,58 @@
+"""Protobuf messages from JSON, by method name, for probes and load engines that speak gRPC.
+
+A system.toml names the generated Python modules that define a service (`proto_modules =
+["grpc_health.v1.health_pb2"]`); importing them registers their descriptors in protobuf's default
+pool, where a method (`/grpc.health.v1.Health/Check`) gives its request and response types. A
+request written as JSON (protobuf's JSON mapping) becomes the message, and an answer becomes JSON
+again, so vectors and load tables stay plain data and the harness imports no pattern's code by
+name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+
+
+class ProtoError(Exception):
+    """A method or message that cannot be found or built; the message is one line."""
+
+
+def method(name: str, modules: Sequence[str]) -> MethodDescriptor:
+    """`/package.Service/Method` from the modules' descriptors."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ProtoError(f"proto module {module!r} cannot be imported: {e}") from None
+    service, _, rpc = name.strip("/").partition("/")
+    if not service or not rpc:
+        raise ProtoError(f"{name!r}: expected a gRPC method like /package.Service/Method")
+    try:
+        return descriptor_pool.Default().FindMethodByName(f"{service}.{rpc}")
+    except KeyError:
+        raise ProtoError(
+            f"{name}: no such method in {', '.join(modules) or 'the loaded modules'}"
+        ) from None
+
+
+def request_message(found: MethodDescriptor, data: dict[str, Any]) -> Message:
+    cls = message_factory.GetMessageClass(found.input_type)
+    try:
+        return json_format.ParseDict(data, cls())
+    except json_format.ParseError as e:
+        raise ProtoError(f"{found.full_name}: request: {e}") from None
+
+
+def response_class(found: MethodDescriptor) -> type[Message]:
+    return message_factory.GetMessageClass(found.output_type)
+
+
+def to_json(msg: Message) -> dict[str, Any]:
+    """A message as protobuf's JSON mapping, field names as in the .proto file."""
+    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
