@@ -5,7 +5,7 @@ Runs on its own with Locust's web UI:
     locust -f scenarios/locust/fanout.py --host http://127.0.0.1:8082
 
 and headless under the harness (`patternbench run fanout --engine locust`), which records every
-request's latency into HDR histograms through `bench.recording`, either closed-loop
+request's latency into HDR histograms through `bench.engines.recording`, either closed-loop
 (`CatalogUser`: a user sends its next request after the previous answer, at most `--user-rate`
 per second) or open-loop (`OpenLoopCatalog`: requests at a target rate whatever the answers).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from bench.launch.grpc_probe import GrpcProbe, GrpcSpec
 from bench.launch.probes import http_ready
-from bench.launch.supervisor import LaunchSpec, Supervisor
+from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
 from tests.integration.conftest import REPO
 from tests.integration.test_cli import patternbench
 
@@ -23,9 +24,9 @@ def grpc_ready(port: int) -> Callable[[], bool]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, port_offset: int, request: pytest.FixtureRequest) -> Iterator[int]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[int]:
     """tests/integration/topology_server.py on a free port, HTTP or (param "grpc") gRPC."""
-    port = 7100 + port_offset
+    port = next(p for p in random.sample(range(20_000, 25_000), 50) if not port_in_use(p))
     grpc = getattr(request, "param", "") == "grpc"
     supervisor = Supervisor()
     with supervisor.running():

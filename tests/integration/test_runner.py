@@ -195,7 +195,7 @@ def test_port_in_use_and_readiness_timeout_are_reported_per_implementation(
     python_port, go_port = 8081 + opts.port_offset, 8082 + opts.port_offset
     assert python.status == go.status == "failed"
     assert python.error == (
-        f"python-asyncio: not ready at http://127.0.0.1:{python_port}/healthz after 1.5 s"
+        f"python-asyncio: not ready (http probe /healthz on 127.0.0.1:{python_port}) after 1.5 s"
     )
     assert go.error == f"go: port {go_port} on 127.0.0.1 is already in use"
 

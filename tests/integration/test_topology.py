@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from bench.cli import PARTS
 from bench.launch.cpusets import plan
 from bench.launch.deployment import Deployment, ImplFailed
 from bench.launch.devices import Gpu
-from bench.launch.supervisor import Supervisor
+from bench.launch.supervisor import Supervisor, port_in_use
 from bench.launch.verify import Vectors, VectorsError
 from tests.integration.conftest import REPO
 
@@ -75,7 +76,17 @@ port = 7011
 
 
 @pytest.fixture
-def topo(tmp_path: Path, port_offset: int) -> tuple[Pattern, Path]:
+def offset() -> int:
+    """An offset that moves this pattern's own ports onto free ones."""
+    for _ in range(50):
+        chosen = random.randrange(20_000, 25_000, 10)
+        if not any(port_in_use(p + chosen) for p in (7001, 7002, 7010, 7011)):
+            return chosen
+    raise RuntimeError("no free ports found")
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> tuple[Pattern, Path]:
     folder = tmp_path / "topo"
     folder.mkdir()
     log = tmp_path / "supports.log"
@@ -85,12 +96,12 @@ def topo(tmp_path: Path, port_offset: int) -> tuple[Pattern, Path]:
 
 
 @pytest.fixture
-def deploy(topo: tuple[Pattern, Path], tmp_path: Path, port_offset: int) -> Iterator[Deployment]:
+def deploy(topo: tuple[Pattern, Path], tmp_path: Path, offset: int) -> Iterator[Deployment]:
     supervisor = Supervisor()
     with supervisor.running():
         deployment = Deployment(
             pattern=topo[0], probes=PARTS.probes, cpus=plan(sorted(os.sched_getaffinity(0))),
-            port_offset=port_offset, run_dir=tmp_path / "run", supervisor=supervisor,
+            port_offset=offset, run_dir=tmp_path / "run", supervisor=supervisor,
         )  # fmt: skip
         yield deployment
         deployment.stop_run_scoped()

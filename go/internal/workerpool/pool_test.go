@@ -166,7 +166,7 @@ type benchCase struct {
 }
 
 // parseBenchFlags reads -workerpool.cases and -workerpool.workers, which the
-// harness (bench/inprocess.py) sets to its calibrated task sizes.
+// harness (bench/studies/pools_go.py) sets to its calibrated task sizes.
 func parseBenchFlags() ([]benchCase, []int, error) {
 	cases := []benchCase{ // ~1.6 ns per spin round
 		{Task{Kernel: "spin", Rounds: 60_000}, 256},
@@ -215,7 +215,7 @@ func parseBenchFlags() ([]benchCase, []int, error) {
 
 // BenchmarkPool runs batches of identical-cost tasks on each worker count and
 // reports tasks/s. Sub-benchmarks are named
-// kernel=K/rounds=R/size=S/tasks=T/workers=W, which bench/inprocess.py parses.
+// kernel=K/rounds=R/size=S/tasks=T/workers=W, which bench/studies/pools_go.py parses.
 func BenchmarkPool(b *testing.B) {
 	cases, workerCounts, err := parseBenchFlags()
 	if err != nil {
