@@ -144,7 +144,7 @@ def throughput_latency(run: RunResult, path: Path) -> bool:
     top.set_ylabel("latency (ms, corrected)")
     title = f"{run.scenario.pattern}: latency and throughput against offered load"
     if run.scenario.slo:
-        title += f" — SLO {run.scenario.slo}"
+        title += f"\nSLO {run.scenario.slo}"
     top.set_title(title)
     top.grid(True, which="both", alpha=0.3)
     top.legend(fontsize="small")
