@@ -5,9 +5,9 @@ Runs on its own with Locust's web UI:
     locust -f scenarios/locust/workerpool.py --host http://127.0.0.1:8094 --rounds 5000
 
 and headless under the harness (`patternbench run workerpool --engine locust`), which records
-every request's latency into HDR histograms through `bench.engines.recording`, closed-loop (`WorkUser`:
-each user sends its next task after the previous answer, at most `--user-rate` per second) or
-open-loop (`OpenLoopWork`: tasks at a target rate whatever the answers).
+every request's latency into HDR histograms through `bench.engines.recording`, closed-loop
+(`WorkUser`: each user sends its next task after the previous answer, at most `--user-rate` per
+second) or open-loop (`OpenLoopWork`: tasks at a target rate whatever the answers).
 
 Any status other than 200 is a failure, 503 (the bounded queue full) included: the report
 counts it in the error rate, which the SLO bounds.
