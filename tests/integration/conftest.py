@@ -20,6 +20,12 @@ from tests.integration.service_process import Proc
 REPO = Path(__file__).resolve().parents[2]
 FANOUT = REPO / "systems" / "fanout"
 
+#: Tests whose verdict depends on the generator keeping its schedule: on a shared 2-core machine a
+#: neighbour's burst (CPU steal, seen at 25% here) can make loadgen send late, which the harness
+#: rightly marks invalid. Such a test runs once more before it fails (pytest-rerunfailures; the
+#: rerun is reported as "R"): a real fault fails both runs.
+shared_machine = pytest.mark.flaky(reruns=1, reruns_delay=5)
+
 #: Short enough for CI, long enough for a few hundred requests per implementation and trial.
 SHORT = {"duration_s": "2", "warmup_s": "1", "rate": "150", "rates": "", "trials": "2",
          "users": "4", "user_rate": "25"}  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 from bench.cli import PARTS
 from bench.gate.gate import GateOptions, run_gate
 from bench.gate.gate_report import GateResult
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, shared_machine
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
 
@@ -59,6 +59,7 @@ def gate(
     return run_gate(repo, options)
 
 
+@shared_machine
 def test_the_same_revision_on_both_sides_passes(
     clone: Path, tmp_path: Path, port_offset: int
 ) -> None:
@@ -73,6 +74,7 @@ def test_the_same_revision_on_both_sides_passes(
     assert len(git(clone, "worktree", "list").splitlines()) == 1
 
 
+@shared_machine
 def test_an_injected_sleep_is_a_regression(clone: Path, tmp_path: Path, port_offset: int) -> None:
     inject_sleep(clone)
     result, out = gate(clone, "HEAD~1", "HEAD", tmp_path / "gate", port_offset)

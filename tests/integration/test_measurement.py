@@ -23,7 +23,7 @@ from bench.launch.probes import http_ready
 from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
 from bench.models import LoadStats
 from bench.stats import headroom
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, shared_machine
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
 
@@ -77,6 +77,7 @@ def load(url: str, tmp_path: Path, engine: str, rate: float | None, **kw: float)
     )  # fmt: skip
 
 
+@shared_machine
 @pytest.mark.parametrize("engine", ["loadgen", "locust"])
 def test_open_loop_corrects_coordinated_omission(
     stalling_url: str, tmp_path: Path, engine: str

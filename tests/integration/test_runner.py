@@ -16,7 +16,7 @@ from bench.stats.percentiles import decode
 from bench.stats.slo import Slo, meets
 from bench.stats.summary import slo_point
 from bench.store import load_run
-from tests.integration.conftest import REPO, PatternFactory
+from tests.integration.conftest import REPO, PatternFactory, shared_machine
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
 
@@ -29,6 +29,7 @@ def run(pattern: Pattern, options: RunOptions) -> PatternRun:
     return runner
 
 
+@shared_machine
 def test_both_implementations_verified_measured_in_interleaved_trials_stored_and_reported(
     fanout_variant: PatternFactory, options: Options
 ) -> None:
@@ -75,6 +76,7 @@ def test_both_implementations_verified_measured_in_interleaved_trials_stored_and
     assert "latency_spectrum_150.png" in html.read_text()
 
 
+@shared_machine
 def test_locust_open_loop_and_closed_loop_engines(
     fanout_variant: PatternFactory, options: Options
 ) -> None:
@@ -96,6 +98,7 @@ def test_locust_open_loop_and_closed_loop_engines(
     assert load.requests > 100
 
 
+@shared_machine
 def test_a_sweep_marks_the_knee_against_the_slo(
     fanout_variant: PatternFactory, options: Options
 ) -> None:
@@ -112,6 +115,7 @@ def test_a_sweep_marks_the_knee_against_the_slo(
     assert impl.points[1].summary["p99"].median > 40.0
 
 
+@shared_machine
 def test_find_max_searches_the_highest_rate_meeting_the_slo(
     fanout_variant: PatternFactory, options: Options
 ) -> None:

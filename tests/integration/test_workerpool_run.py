@@ -15,7 +15,7 @@ from bench.report.write import render
 from bench.run import PatternRun, QuietProgress, RunOptions
 from bench.store import load_run
 from bench.studies.pools_data import from_study
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, shared_machine
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
 
@@ -35,6 +35,7 @@ SHORT_POOLS = {
 }
 
 
+@shared_machine
 def test_every_service_is_verified_and_measured_and_the_study_reported(
     options: Callable[..., RunOptions],
 ) -> None:
