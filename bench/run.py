@@ -155,6 +155,7 @@ class PatternRun:
             run_dir=self.run_dir,
             supervisor=self.supervisor,
             gpus=self.gpus,
+            run_params=self.params,
         )
         self.values = self.deploy.values(self.params, None)
         self.table = pattern.engine_table(self.engine_name, self.values)

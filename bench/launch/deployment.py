@@ -80,6 +80,7 @@ class Deployment:
         run_dir: Path,
         supervisor: Supervisor,
         gpus: Sequence[Gpu] = (),
+        run_params: Mapping[str, ParamValue] | None = None,
     ) -> None:
         self.pattern = pattern
         self.probes = probes
@@ -88,6 +89,9 @@ class Deployment:
         self.run_dir = run_dir
         self.supervisor = supervisor
         self.gpus = list(gpus)
+        #: What run-scoped supports start with, whatever phase starts them first (the vectors'
+        #: parameters apply to what starts afresh for them, not to a database kept for the run).
+        self.run_params = run_params
         self._run_scoped: dict[str, RunningProcess] = {}
         self._run_failed: dict[str, ImplFailed] = {}
 
@@ -189,6 +193,7 @@ class Deployment:
 
     def prepare(self, name: str, params: Mapping[str, ParamValue]) -> None:
         """The run-scoped supports an implementation needs: started once, then reset."""
+        params = self.run_params if self.run_params is not None else params
         for support in self.needs(name, "run"):
             if support in self._run_failed:
                 raise self._run_failed[support]
