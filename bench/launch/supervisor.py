@@ -148,7 +148,8 @@ class RunningProcess:
         return self.popen.returncode
 
 
-def start(spec: LaunchSpec) -> RunningProcess:
+def spawn(spec: LaunchSpec) -> RunningProcess:
+    """Start the process; it is not ready yet (`wait_ready`)."""
     for port in spec.ports:
         if port_in_use(port):
             raise LaunchError(f"{spec.name}: port {port} on 127.0.0.1 is already in use")
@@ -170,9 +171,14 @@ def start(spec: LaunchSpec) -> RunningProcess:
     except OSError as e:
         log.close()
         raise LaunchError(f"{spec.name}: cannot start {spec.command[0]}: {e.strerror}") from None
-    proc = RunningProcess(spec, popen, log)
+    return RunningProcess(spec, popen, log)
+
+
+def wait_ready(proc: RunningProcess) -> None:
+    """Ask the spec's readiness until it answers; stop the process and raise when it cannot."""
+    spec, popen = proc.spec, proc.popen
     if spec.ready is None:
-        return proc
+        return
     deadline = time.monotonic() + spec.ready_timeout_s
     while not spec.ready():
         code = popen.poll()
@@ -188,6 +194,11 @@ def start(spec: LaunchSpec) -> RunningProcess:
                 proc.stderr_tail(),
             )
         time.sleep(0.05)
+
+
+def start(spec: LaunchSpec) -> RunningProcess:
+    proc = spawn(spec)
+    wait_ready(proc)
     return proc
 
 
@@ -198,8 +209,15 @@ class Supervisor:
         self._running: list[RunningProcess] = []
 
     def start(self, spec: LaunchSpec) -> RunningProcess:
-        proc = start(spec)
+        """Spawn and wait until ready; the process is owned from the moment it exists, so an
+        interrupt during its readiness wait stops it too."""
+        proc = spawn(spec)
         self._running.append(proc)
+        try:
+            wait_ready(proc)
+        except LaunchError:
+            self._running.remove(proc)
+            raise
         return proc
 
     def stop(self, proc: RunningProcess) -> int | None:
