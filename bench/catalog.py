@@ -324,13 +324,23 @@ def _check_kinds(pattern: Pattern, file: Path) -> None:
                                f"(known: {', '.join(kinds.studies)})")  # fmt: skip
 
 
-def template_values(pattern: Pattern, params: Mapping[str, ParamValue]) -> dict[str, object]:
-    """Placeholder values with ports as declared (for checking tables; runs shift ports)."""
-    values: dict[str, object] = {**params, "python": "python", "root": pattern.root, "port": ""}
+def template_values(
+    pattern: Pattern,
+    params: Mapping[str, ParamValue],
+    *,
+    port: int | None = None,
+    port_offset: int = 0,
+    python: str = "python",
+) -> dict[str, object]:
+    """What `{placeholders}` stand for: the parameters, the built-in names, and each support's
+    addresses, its ports shifted by `port_offset` (a run's; 0 when checking tables)."""
+    values: dict[str, object] = {**params, "python": python, "root": pattern.root}
+    values["port"] = port if port is not None else ""
     for name, support in pattern.support.items():
-        values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in support.ports)
-        values[f"{name}_addrs"] = ",".join(f"127.0.0.1:{p}" for p in support.ports)
-        values[f"{name}_port"] = support.ports[0]
+        ports = [p + port_offset for p in support.ports]
+        values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+        values[f"{name}_addrs"] = ",".join(f"127.0.0.1:{p}" for p in ports)
+        values[f"{name}_port"] = ports[0]
     return values
 
 

@@ -22,7 +22,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.catalog import Build, Implementation, KindTable, Pattern, Support, render
+from bench.catalog import (
+    Build,
+    Implementation,
+    KindTable,
+    Pattern,
+    Support,
+    render,
+    template_values,
+)
 from bench.launch.devices import Gpu, assign
 from bench.launch.probes import Probe
 from bench.launch.supervisor import LaunchError, LaunchSpec, RunningProcess, Supervisor, tail
@@ -104,15 +112,10 @@ class Deployment:
         return self.ports([self.pattern.implementations[name].port])[0]
 
     def values(self, params: Mapping[str, ParamValue], port: int | None) -> dict[str, object]:
-        """What `{placeholders}` in the pattern's commands stand for."""
-        values: dict[str, object] = {**params, "python": sys.executable, "root": self.pattern.root}
-        values["port"] = port if port is not None else ""
-        for name, support in self.pattern.support.items():
-            ports = self.ports(support.ports)
-            values[f"{name}_urls"] = ",".join(f"http://{HOST}:{p}" for p in ports)
-            values[f"{name}_addrs"] = ",".join(f"{HOST}:{p}" for p in ports)
-            values[f"{name}_port"] = ports[0]
-        return values
+        """What `{placeholders}` in the pattern's commands stand for, with this run's ports."""
+        return template_values(
+            self.pattern, params, port=port, port_offset=self.port_offset, python=sys.executable
+        )
 
     def device(self, name: str) -> str | None:
         """The device an implementation that asked for a GPU gets ("cpu" without one)."""

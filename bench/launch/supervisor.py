@@ -196,12 +196,6 @@ def wait_ready(proc: RunningProcess) -> None:
         time.sleep(0.05)
 
 
-def start(spec: LaunchSpec) -> RunningProcess:
-    proc = spawn(spec)
-    wait_ready(proc)
-    return proc
-
-
 class Supervisor:
     """Owns every process it starts and stops them all on exit, Ctrl-C and SIGTERM included."""
 
