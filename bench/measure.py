@@ -20,7 +20,7 @@ from bench.collect.prometheus import histogram_quantile_bounds
 from bench.collect.window import SystemGone, SystemWindow
 from bench.engines.spec import LoadEngine, LoadError, LoadSpec
 from bench.launch.deployment import HOST, Deployment, ImplFailed
-from bench.launch.supervisor import Supervisor
+from bench.launch.supervisor import Supervisor, exit_text
 from bench.models import LoadPoint, ParamValue, SloSearch, Trial
 from bench.stats import headroom
 from bench.stats import slo as slo_
@@ -103,12 +103,14 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
             raise ImplFailed(str(e), e.stderr_tail) from None
         code = proc.exit_code()
         if code is not None:
-            raise ImplFailed(f"exited with status {code} during the run", proc.stderr_tail())
+            raise ImplFailed(f"{exit_text(code)} during the run", proc.stderr_tail())
         if window.process is None:
             raise ImplFailed("the measured window never closed", proc.stderr_tail())
+        # A support that died took the window with it: the figures are not the system's.
+        casualties = m.deployment.casualties(name, started)
     finally:
         m.deployment.stop(started)
-    reasons = headroom.invalid_reasons(load, poisson=p["arrival"] == "poisson")
+    reasons = [*casualties, *headroom.invalid_reasons(load, poisson=p["arrival"] == "poisson")]
     return Trial(
         index=index,
         load=load,

@@ -10,7 +10,7 @@ import psutil
 
 from bench.collect.process import TreeSampler
 from bench.collect.prometheus import metric_deltas, scrape
-from bench.launch.supervisor import RunningProcess
+from bench.launch.supervisor import RunningProcess, exit_text
 from bench.models import ProcessStats
 
 
@@ -51,7 +51,7 @@ class SystemWindow:
             gone = self._exit_code()
             if gone is not None:
                 raise SystemGone(
-                    f"exited with status {gone} during the run", self._proc.stderr_tail()
+                    f"{exit_text(gone)} during the run", self._proc.stderr_tail()
                 ) from None
             self.metrics_error = f"/metrics did not answer when the window {when}: {e}"
             return None
@@ -62,7 +62,7 @@ class SystemWindow:
             self._sampler = TreeSampler(self._proc.pid)
         except psutil.NoSuchProcess:
             raise SystemGone(
-                f"exited with status {self._exit_code()} during the run", self._proc.stderr_tail()
+                f"{exit_text(self._exit_code())} during the run", self._proc.stderr_tail()
             ) from None
         self._sampler.start()
 

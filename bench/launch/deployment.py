@@ -33,7 +33,14 @@ from bench.catalog import (
 )
 from bench.launch.devices import Gpu, assign
 from bench.launch.probes import Probe
-from bench.launch.supervisor import LaunchError, LaunchSpec, RunningProcess, Supervisor, tail
+from bench.launch.supervisor import (
+    LaunchError,
+    LaunchSpec,
+    RunningProcess,
+    Supervisor,
+    exit_text,
+    tail,
+)
 from bench.launch.verify import Vectors
 from bench.models import CpuSets, ParamValue
 
@@ -233,6 +240,30 @@ class Deployment:
         probe = self.probes[impl.probe.kind]
         spec = probe.spec_model.model_validate(impl.probe.rest())
         return probe.verify(spec, HOST, self.port(name), vectors)
+
+    def casualties(self, name: str, started: Started) -> list[str]:
+        """The supports `name` uses that have exited, one line each with their last output.
+
+        A run-scoped one that died is failed for the rest of the run (its state is gone); a
+        trial-scoped one starts afresh with the next trial anyway.
+        """
+        found: list[str] = []
+        run_scoped = [(s, self._run_scoped[s]) for s in self.needs(name, "run")
+                      if s in self._run_scoped]  # fmt: skip
+        for support, proc in [(p.spec.name, p) for p in started.supports] + run_scoped:
+            code = proc.exit_code()
+            if code is None:
+                continue
+            last = proc.stderr_tail().splitlines()[-1:]
+            found.append(
+                f"support {support} (pid {proc.pid}) {exit_text(code)} during the trial"
+                + (f"; its last output: {last[0]}" if last else "")
+            )
+            if self._run_scoped.get(support) is proc:
+                del self._run_scoped[support]
+                self.supervisor.stop(proc)
+                self._run_failed[support] = ImplFailed(found[-1], proc.stderr_tail())
+        return found
 
     def stop(self, started: Started) -> None:
         if started.impl is not None:

@@ -6,7 +6,9 @@ can mark one implementation failed and go on with the others.
 
 Processes start in their own session, so a Ctrl-C in the terminal reaches only the harness, which
 then stops them (`Supervisor`); stopping signals the whole process group and then kills any
-descendant that left it, so nothing is orphaned.
+descendant that left it. Should the harness die without stopping them (kill -9), each gets a
+parent-death SIGTERM and the harness's watchdog reaps their groups (`bench.launch.reaper`), so
+nothing is orphaned.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import IO
 
 import psutil
+
+from bench.launch.reaper import reap_orphans, registry
 
 STDERR_TAIL_BYTES = 2000
 STOP_GRACE_S = 8.0
@@ -101,6 +107,18 @@ def tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
         return ""
 
 
+def exit_text(code: int | None) -> str:
+    """`exited with status 3`, or `was killed by SIGKILL` for a negative (signal) code."""
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
 class RunningProcess:
     """A started process; `stop()` ends it and every descendant."""
 
@@ -148,21 +166,46 @@ class RunningProcess:
         return self.popen.returncode
 
 
+def missing_program(command: Sequence[str], cwd: Path, env: dict[str, str]) -> str | None:
+    """Why the command's program cannot be run (not there, not executable), None when it can."""
+    program = command[0] if command else ""
+    if not program:
+        return "the command is empty"
+    if "/" in program:
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        if not path.exists():
+            return f"{path}: no such file (not built?)"
+        if not os.access(path, os.X_OK) or path.is_dir():
+            return f"{path}: not an executable file"
+        return None
+    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        return f"{program}: not found on PATH"
+    return None
+
+
+#: Run before taskset: the kernel sends the process SIGTERM when the harness dies, however.
+PARENT_DEATH = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+
+
 def spawn(spec: LaunchSpec) -> RunningProcess:
     """Start the process; it is not ready yet (`wait_ready`)."""
+    env = {**os.environ, **thread_env(spec.cpus), **spec.env}
+    problem = missing_program(spec.command, spec.cwd, env)
+    if problem is not None:
+        raise LaunchError(f"{spec.name}: cannot start: {problem}")
     for port in spec.ports:
         if port_in_use(port):
             raise LaunchError(f"{spec.name}: port {port} on 127.0.0.1 is already in use")
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     log = spec.log_path.open("wb")
-    # taskset execs the command, so the PID is the system's own; unlike a preexec_fn it is safe
-    # while the harness runs threads (the progress display, the samplers).
-    pinned = ["taskset", "--cpu-list", ",".join(map(str, spec.cpus)), *spec.command]
+    # setpriv and taskset exec the command, so the PID is the system's own; unlike a preexec_fn
+    # they are safe while the harness runs threads (the progress display, the samplers).
+    pinned = [*PARENT_DEATH, "taskset", "--cpu-list", ",".join(map(str, spec.cpus)), *spec.command]
     try:
         popen = subprocess.Popen(
             pinned,
             cwd=spec.cwd,
-            env={**os.environ, **thread_env(spec.cpus), **spec.env},
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -184,9 +227,7 @@ def wait_ready(proc: RunningProcess) -> None:
         code = popen.poll()
         if code is not None:
             proc.stop()
-            raise LaunchError(
-                f"{spec.name}: exited with status {code} during start-up", proc.stderr_tail()
-            )
+            raise LaunchError(f"{spec.name}: {exit_text(code)} during start-up", proc.stderr_tail())
         if time.monotonic() > deadline:
             proc.stop()
             raise LaunchError(
@@ -201,30 +242,46 @@ class Supervisor:
 
     def __init__(self) -> None:
         self._running: list[RunningProcess] = []
+        self._registry = registry()
 
     def start(self, spec: LaunchSpec) -> RunningProcess:
-        """Spawn and wait until ready; the process is owned from the moment it exists, so an
-        interrupt during its readiness wait stops it too."""
+        """Spawn and wait until ready; the process is owned from the moment it exists (and
+        recorded for the watchdog), so an interrupt during its readiness wait stops it too."""
         proc = spawn(spec)
         self._running.append(proc)
+        self._registry.add(spec.name, proc.pid, tuple(spec.ports))
         try:
             wait_ready(proc)
         except LaunchError:
-            self._running.remove(proc)
+            self._forget(proc)
             raise
         return proc
 
-    def stop(self, proc: RunningProcess) -> int | None:
+    def _forget(self, proc: RunningProcess) -> None:
         if proc in self._running:
             self._running.remove(proc)
-        return proc.stop()
+        self._registry.remove(proc.pid)
+
+    def stop(self, proc: RunningProcess) -> int | None:
+        code = proc.stop()
+        self._forget(proc)
+        return code
 
     def stop_all(self) -> None:
         while self._running:
-            self._running.pop().stop()
+            self.stop(self._running[-1])
+        self._registry.close()
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Supervisor]:
+        """Own processes until the block ends; first stop what a killed harness left behind."""
+        for harness, stopped in reap_orphans():
+            names = ", ".join(f"{o.name} (pid {o.pid})" for o in stopped)
+            print(
+                f"patternbench: stopped {len(stopped)} process(es) left by an earlier harness "
+                f"(pid {harness}) that ended without stopping them: {names}",
+                file=sys.stderr,
+            )
         previous = signal.getsignal(signal.SIGTERM)
 
         def on_sigterm(signum: int, frame: object) -> None:
