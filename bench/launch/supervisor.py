@@ -217,6 +217,36 @@ def spawn(spec: LaunchSpec) -> RunningProcess:
     return RunningProcess(spec, popen, log)
 
 
+def run_owned(
+    command: Sequence[str], *, cwd: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run` for a command the harness owns while it runs (a study's pyperf): in its
+    own process group, recorded for the watchdog, with a parent-death SIGTERM; killed with its
+    group on time-out or interrupt. Raises OSError and TimeoutExpired as `subprocess.run` does."""
+    proc = subprocess.Popen(
+        [*PARENT_DEATH, *command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    owned = registry()
+    owned.add(str(command[0]), proc.pid, ())
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        owned.remove(proc.pid)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def wait_ready(proc: RunningProcess) -> None:
     """Ask the spec's readiness until it answers; stop the process and raise when it cannot."""
     spec, popen = proc.spec, proc.popen

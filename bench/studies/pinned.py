@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.launch.supervisor import run_owned
+
 
 class CommandError(RuntimeError):
     """A command that failed or timed out; the message is one line."""
@@ -32,14 +34,11 @@ class Pinned:
     ) -> str:
         """Its standard output; CommandError with the tail of its output when it fails."""
         try:
-            done = subprocess.run(
+            done = run_owned(
                 self.command(command),
                 cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
+                timeout_s=timeout_s,
                 env={**os.environ, "PYTHONPATH": str(self.root), **(env or {})},
-                check=False,
             )
         except subprocess.TimeoutExpired:
             raise CommandError(f"{command[0]}: no answer in {timeout_s:.0f} s") from None
