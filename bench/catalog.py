@@ -382,6 +382,10 @@ def load_pattern(file: Path, root: Path, kinds: Kinds | None = None) -> Pattern:
         raise CatalogError(
             f"{display}: pattern: {pattern.pattern!r} must match its folder {file.parent.name!r}"
         )
+    if pattern.vectors is not None and not (file.parent / pattern.vectors).is_file():
+        vectors = file.parent / pattern.vectors
+        shown = vectors.relative_to(root) if vectors.is_relative_to(root) else vectors
+        raise CatalogError(f"{display}: vectors: no such file {shown}")
     missing = [p for p in LOAD_PARAMS if p not in pattern.params]
     if missing:
         raise CatalogError(f"{display}: params: missing {', '.join(missing)}")

@@ -1,8 +1,12 @@
 """`patternbench` (also `python -m bench`): the command line, and the one place parts are wired.
 
-The kinds of load engine, probe and study are the dict literals of `PARTS` below: a new kind is
-one module and one line here; a new pattern is data and code under systems/ and touches nothing
-in bench/.
+The kinds of load engine, probe and study are the dict literals of `parts()` below (`PARTS`): a
+new kind is one module and one line here; a new pattern is data and code under systems/ and
+touches nothing in bench/.
+
+The arguments are checked before anything heavy is imported (`--help` and a bad flag answer at
+once, each bad flag in one line naming it); the commands and the parts' modules are imported once
+they are good.
 
 Exit status: 0 when every implementation was measured, 1 when one failed (build, start-up, test
 vectors, crash), 2 on bad input (an unknown pattern or parameter, a malformed system.toml or
@@ -12,37 +16,163 @@ result file) — always with one line saying what and where.
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from bench import commands
-from bench.catalog import CatalogError
-from bench.engines.loadgen import Loadgen
-from bench.engines.locust import Locust
-from bench.engines.spec import LoadError
-from bench.gate import compare, selfcheck
-from bench.gate.gate import GateError
-from bench.gate.history import HistoryError
-from bench.launch.cpusets import CpuSetError
-from bench.launch.grpc_probe import GrpcProbe
-from bench.launch.probes import HttpProbe, TcpProbe
-from bench.params import parse_duration
-from bench.run import Parts
-from bench.store import ResultFileError
-from bench.studies.pools import PoolStudy
+from bench.engines import target
+from bench.gate.decision import ALPHA, MIN_EFFECT
+from bench.launch.cpusets import CpuSetError, usable
+from bench.params import ParamError, parse_duration, rate_list
+from bench.stats.slo import Slo
 
-PARTS = Parts(
-    engines={"loadgen": Loadgen(), "locust": Locust()},
-    probes={"http": HttpProbe(), "grpc": GrpcProbe(), "tcp": TcpProbe()},
-    studies={"pools": PoolStudy()},
-)
+if TYPE_CHECKING:
+    from bench.run import Parts
+
+#: The highest --port-offset that leaves the lowest port a pattern may use (1024) a port.
+MAX_PORT_OFFSET = 65535 - 1024
 
 
-def _duration(text: str) -> float:
+@cache
+def parts() -> Parts:
+    """The kinds of engine, probe and study, built on first use (also as `bench.cli.PARTS`)."""
+    from bench.engines.loadgen import Loadgen
+    from bench.engines.locust import Locust
+    from bench.launch.grpc_probe import GrpcProbe
+    from bench.launch.probes import HttpProbe, TcpProbe
+    from bench.run import Parts
+    from bench.studies.pools import PoolStudy
+
+    return Parts(
+        engines={"loadgen": Loadgen(), "locust": Locust()},
+        probes={"http": HttpProbe(), "grpc": GrpcProbe(), "tcp": TcpProbe()},
+        studies={"pools": PoolStudy()},
+    )
+
+
+def __getattr__(name: str) -> Parts:
+    """`from bench.cli import PARTS`: the parts, built when first asked for (PEP 562)."""
+    if name == "PARTS":
+        return parts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input is one line naming the flag, without argparse's usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _real(what: str) -> Callable[[str], float]:
+    """A finite number above zero (no nan, no inf)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _whole(what: str, low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _as_text(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """The same check, keeping the text: `run`'s shorthands are `--param` values."""
+
+    def check(text: str) -> str:
+        parse(text)
+        return text
+
+    return check
+
+
+def _rates(text: str) -> list[float]:
     try:
-        return parse_duration(text)
+        return rate_list(text)
+    except ParamError:
+        raise argparse.ArgumentTypeError(
+            f"expected positive rates like 500,1000,2000, not {text!r}"
+        ) from None
+
+
+def _slo(text: str) -> Slo:
+    try:
+        return Slo.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _duration(*, zero: bool) -> Callable[[str], float]:
+    """500ms, 30s, 2m or seconds; above zero unless `zero` (a warm-up may be none)."""
+
+    def parse(text: str) -> float:
+        try:
+            seconds = parse_duration(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        if seconds == 0 and not zero:
+            raise argparse.ArgumentTypeError(f"expected a duration above zero, not {text!r}")
+        return seconds
+
+    return parse
+
+
+def _cpus(text: str) -> list[int]:
+    try:
+        return usable(text)
+    except CpuSetError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _url(text: str) -> str:
+    try:
+        target.split(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _json_object(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, not {text!r}")
+    return value
+
+
+def _out_file(text: str) -> Path:
+    """A file to write: its folder must exist (a typo is not a folder tree to create)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {path.parent}")
+    return path
 
 
 def _minutes(text: str) -> float:
@@ -72,23 +202,32 @@ def _percent(text: str) -> float:
 def _decision_args(p: argparse.ArgumentParser, *, alpha: bool = True) -> None:
     """The gate's decision knobs, the same wherever a decision is made."""
     if alpha:
-        p.add_argument("--alpha", type=_fraction, default=compare.ALPHA,
-                       help="false discovery rate over the comparisons (default 0.05)")  # fmt: skip
-    p.add_argument("--min-effect", type=_percent, default=100 * compare.MIN_EFFECT, metavar="PCT",
-                   help="smallest change worth calling, %% (default 5)")  # fmt: skip
+        p.add_argument(
+            "--alpha", type=_fraction, default=ALPHA,
+            help=f"false discovery rate over the comparisons (default {ALPHA:g})",
+        )  # fmt: skip
+    p.add_argument(
+        "--min-effect", type=_percent, default=100 * MIN_EFFECT, metavar="PCT",
+        help=f"smallest change worth calling, %% (default {100 * MIN_EFFECT:g})",
+    )  # fmt: skip
+
+
+def _port_offset(p: argparse.ArgumentParser) -> None:
+    offset = _whole(f"an offset from 0 to {MAX_PORT_OFFSET}", 0, MAX_PORT_OFFSET)
+    p.add_argument(
+        "--port-offset", type=offset, default=0, help="add N to every port (to run beside another)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="patternbench",
         description="Verify and measure service patterns in Python and Go, and report on them.",
         epilog="Exit status: 0 all measured, 1 an implementation failed, 2 bad input.",
     )
     sub = top.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list patterns and their implementations").set_defaults(
-        func=commands.cmd_list
-    )
+    sub.add_parser("list", help="list patterns and their implementations")
 
     run = sub.add_parser("run", help="verify and measure patterns, write run.json and a report")
     run.add_argument("patterns", nargs="*", help="patterns to run (default: all)")
@@ -98,56 +237,63 @@ def parser() -> argparse.ArgumentParser:
         "--param", action="append", default=[], metavar="KEY=VALUE", help="override a parameter"
     )
     run.add_argument("--profile", default="default", help="parameter profile (default, quick, …)")
-    # Shorthands for the load parameters every pattern has (`--rates X` is `--param rates=X`).
-    for flag, param, text in (
-        ("--engine", "engine", "loadgen (Go, open-loop) or locust"),
-        ("--load-model", "load_model", "open-loop or closed-loop (locust)"),
-        ("--rate", "rate", "open-loop target req/s (the search's start with --find-max)"),
-        ("--rates", "rates", "a sweep of target rates, e.g. 500,1000,2000"),
-        ("--arrival", "arrival", "constant or poisson"),
-        ("--trials", "trials", "trials per implementation and rate, interleaved"),
-        ("--slo", "slo", 'e.g. "p99<=50ms,errors<=0.1%%"'),
+    # Shorthands for the load parameters every pattern has (`--rates X` is `--param rates=X`),
+    # checked here so that a bad one is named as typed.
+    rate = _real("a positive number of requests/s")
+    trials = _whole("a whole number of trials above zero")
+    for flag, param, check, text in (
+        ("--engine", "engine", str, "loadgen (Go, open-loop) or locust"),
+        ("--load-model", "load_model", str, "open-loop or closed-loop (locust)"),
+        ("--rate", "rate", rate, "open-loop target req/s (the search's start with --find-max)"),
+        ("--rates", "rates", _rates, "a sweep of target rates, e.g. 500,1000,2000"),
+        ("--arrival", "arrival", str, "constant or poisson"),
+        ("--trials", "trials", trials, "trials per implementation and rate, interleaved"),
+        ("--slo", "slo", _slo, 'e.g. "p99<=50ms,errors<=0.1%%"'),
     ):
-        run.add_argument(flag, dest=f"load_{param}", metavar=param.upper(), help=text)
+        run.add_argument(flag, dest=f"load_{param}", type=_as_text(check), metavar=param.upper(),
+                         help=text)  # fmt: skip
     run.add_argument(
         "--find-max", action="store_true", help="search the highest rate meeting the SLO"
     )
     run.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
     run.add_argument("--run-id", help="name of the run folder (default: time and pattern)")
-    run.add_argument(
-        "--port-offset", type=int, default=0, help="add N to every port (to run beside another)"
-    )
-    run.add_argument("--cpus-system", help="CPU list for the system under test, e.g. 1 or 2-3")
-    run.add_argument("--cpus-loadgen", help="CPU list for the load generator, e.g. 0")
-    run.set_defaults(func=commands.cmd_run)
+    _port_offset(run)
+    run.add_argument("--cpus-system", type=_cpus,
+                     help="CPU list for the system under test, e.g. 1 or 2-3")  # fmt: skip
+    run.add_argument("--cpus-loadgen", type=_cpus, help="CPU list for the load generator, e.g. 0")
 
     load = sub.add_parser(
         "load",
         help="load any HTTP URL open-loop (or closed-loop) and print HDR percentiles",
         description="Exit status: 0 when the load generator kept up, 1 when it was the limit.",
     )
-    load.add_argument("url", help="http://host:port/path to GET, or grpc://host:port (loadgen)")
-    load.add_argument("--rate", type=float, default=1000.0, help="open-loop req/s (default 1000)")
-    load.add_argument("--duration", type=_duration, default=10.0,
+    load.add_argument(
+        "url", type=_url, help="http://host:port/path to GET, or grpc://host:port (loadgen)"
+    )
+    load.add_argument("--rate", type=_real("a positive number of requests/s"), default=1000.0,
+                      help="open-loop req/s (default 1000)")  # fmt: skip
+    load.add_argument("--duration", type=_duration(zero=False), default=10.0,
                       help="measured time: 500ms, 30s, 2m or seconds (default 10s)")  # fmt: skip
-    load.add_argument("--warmup", type=_duration, default=2.0,
+    load.add_argument("--warmup", type=_duration(zero=True), default=2.0,
                       help="time not measured first (default 2s)")  # fmt: skip
-    load.add_argument("--engine", choices=tuple(PARTS.engines), default="loadgen")
+    load.add_argument("--engine", default="loadgen", help="loadgen (default) or locust")
     load.add_argument("--grpc-method", help="grpc:// URLs: /package.Service/Method to call")
-    load.add_argument("--grpc-request", help="grpc:// URLs: the request as JSON (default {})")
+    load.add_argument("--grpc-request", type=_json_object,
+                      help="grpc:// URLs: the request as JSON (default {})")  # fmt: skip
     load.add_argument("--proto-module", action="append", default=[], metavar="MODULE",
                       help="grpc:// URLs: a generated module defining the method")  # fmt: skip
     load.add_argument("--arrival", choices=("constant", "poisson"), default="constant")
     load.add_argument("--closed-loop", action="store_true", help="Locust users instead of a rate")
-    load.add_argument("--users", type=int, default=10, help="closed-loop users (default 10)")
-    load.add_argument("--max-in-flight", type=int, default=1000, help="open-loop concurrency cap")
-    load.add_argument("--cpus", help="CPU list for the generator (default: lower half)")
-    load.add_argument("--json", metavar="FILE", help="write the summary as JSON")
-    load.set_defaults(func=commands.cmd_load)
+    load.add_argument("--users", type=_whole("a whole number of users above zero"), default=10,
+                      help="closed-loop users (default 10)")  # fmt: skip
+    load.add_argument("--max-in-flight", type=_whole("a whole number above zero"), default=1000,
+                      help="open-loop concurrency cap (default 1000)")  # fmt: skip
+    load.add_argument("--cpus", type=_cpus, help="CPU list for the generator (default: lower half)")
+    load.add_argument("--json", type=_out_file, metavar="FILE", help="write the summary as JSON")
 
     sub.add_parser(
         "engines", help="measure the load engines' headroom against wrk and plain Locust"
-    ).set_defaults(func=commands.cmd_engines)
+    )
 
     cmp = sub.add_parser(
         "compare",
@@ -159,7 +305,6 @@ def parser() -> argparse.ArgumentParser:
     _decision_args(cmp)
     cmp.add_argument("--out", help="folder for gate.json and gate.md (default: beside head)")
     cmp.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
-    cmp.set_defaults(func=commands.cmd_compare)
 
     gat = sub.add_parser(
         "gate",
@@ -179,8 +324,7 @@ def parser() -> argparse.ArgumentParser:
                      help="also compare instruction counts (callgrind) of the in-process "
                      "scenarios; a 1%% change is called")  # fmt: skip
     gat.add_argument("--out", help="folder for gate.json, gate.md and the runs")
-    gat.add_argument("--port-offset", type=int, default=0, help="add N to every port")
-    gat.set_defaults(func=commands.cmd_gate)
+    _port_offset(gat)
 
     his = sub.add_parser(
         "history",
@@ -194,7 +338,6 @@ def parser() -> argparse.ArgumentParser:
     )
     his.add_argument("--out", help="show: folder for history.md and the plots")
     his.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
-    his.set_defaults(func=commands.cmd_history)
 
     sel = sub.add_parser(
         "selfcheck",
@@ -214,27 +357,31 @@ def parser() -> argparse.ArgumentParser:
     sel.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter of the gate profile")  # fmt: skip
     sel.add_argument("--out", help="folder for selfcheck.json, selfcheck.md and the gates")
-    sel.add_argument("--port-offset", type=int, default=0, help="add N to every port")
-    sel.set_defaults(func=commands.cmd_selfcheck)
+    _port_offset(sel)
 
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
     rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
-    rep.set_defaults(func=commands.cmd_report)
     return top
+
+
+def _raise_on_interrupt() -> None:
+    """From here on Ctrl-C raises KeyboardInterrupt, so that whatever the command starts is stopped
+    (while Python imports, the entry point `bench.__main__` leaves at once instead)."""
+    if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.default_int_handler):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        status: int = args.func(args, PARTS)
-    except (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError, GateError,
-            HistoryError, selfcheck.SelfCheckError) as e:  # fmt: skip
-        print(f"patternbench: {e}", file=sys.stderr)
-        return commands.EXIT_USAGE
+        from bench import commands  # the commands' libraries: only once the arguments are good
+
+        found = parts()
+        _raise_on_interrupt()
+        return commands.dispatch(args, found)
     except KeyboardInterrupt:
         print(
             "patternbench: interrupted; every process it started has been stopped", file=sys.stderr
         )
         return 130
-    return status

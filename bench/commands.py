@@ -8,12 +8,11 @@ result file) — always with one line saying what and where.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -22,19 +21,24 @@ from rich.table import Table
 
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.engines import check as engine_check
+from bench.engines import target
 from bench.engines import url as load_url
 from bench.engines.spec import LoadError
 from bench.gate import compare, gate, gate_report, history, selfcheck
+from bench.gate.gate import GateError
 from bench.gate.gate_report import Side
 from bench.gate.history import HistoryError
-from bench.launch.cpusets import parse_cpu_list, plan
+from bench.launch.cpusets import CpuSetError, plan
 from bench.models import RunResult
 from bench.report import write as report
 from bench.report.sections import ReportSection
 from bench.run import Parts, PatternRun, RunOptions, new_run_id
-from bench.store import load_run, resolve_run
+from bench.store import ResultFileError, load_run, resolve_run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Bad input, said in one line (exit 2).
+USAGE_ERRORS = (CatalogError, CpuSetError, ResultFileError, LookupError, LoadError, GateError,
+                HistoryError, selfcheck.SelfCheckError)  # fmt: skip
 
 console = Console(stderr=True)
 
@@ -142,15 +146,17 @@ def _print_summary(result: RunResult) -> None:
 
 
 def _run_one(pattern: Pattern, options: RunOptions, parts: Parts) -> int:
-    with Progress(
+    progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:>5.1f}/{task.total} s"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
-    ) as progress:
-        run = PatternRun(pattern, options, RichProgress(progress, pattern.pattern), parts)
+    )
+    # The run checks its parameters first: a bad one is one line, with no progress drawn yet.
+    run = PatternRun(pattern, options, RichProgress(progress, pattern.pattern), parts)
+    with progress:
         result = run.execute()
     md, html = _render(result, run.run_dir, parts)
     _print_summary(result)
@@ -167,14 +173,14 @@ def cmd_run(args: argparse.Namespace, parts: Parts) -> int:
     for name in names:
         if name not in catalog:
             raise CatalogError(f"no pattern {name!r} (known: {', '.join(catalog)})")
-    chosen_system = parse_cpu_list(args.cpus_system) if args.cpus_system else None
-    chosen_loadgen = parse_cpu_list(args.cpus_loadgen) if args.cpus_loadgen else None
+    for name in names:
+        _check_ports(catalog[name], args.port_offset)
     status = EXIT_OK
     for name in names:
         cpusets = plan(
             sorted(os.sched_getaffinity(0)),
-            chosen_system,
-            chosen_loadgen,
+            args.cpus_system,
+            args.cpus_loadgen,
             system_all=catalog[name].system_cpus == "all",
         )
         overrides = {
@@ -195,6 +201,18 @@ def cmd_run(args: argparse.Namespace, parts: Parts) -> int:
         )
         status = max(status, _run_one(catalog[name], options, parts))
     return status
+
+
+def _check_ports(pattern: Pattern, offset: int) -> None:
+    """Every port of the pattern, shifted by --port-offset, is still a port."""
+    ports = [impl.port for impl in pattern.implementations.values()]
+    ports += [m.port for i in pattern.implementations.values() if (m := i.metrics) and m.port]
+    ports += [port for support in pattern.support.values() for port in support.ports]
+    if ports and max(ports) + offset > 65535:
+        raise CatalogError(
+            f"--port-offset {offset}: {pattern.pattern}'s port {max(ports)} would become "
+            f"{max(ports) + offset}, past 65535"
+        )
 
 
 def cmd_report(args: argparse.Namespace, parts: Parts) -> int:
@@ -295,37 +313,37 @@ def cmd_selfcheck(args: argparse.Namespace, parts: Parts) -> int:
 
 def cmd_load(args: argparse.Namespace, parts: Parts) -> int:
     root = _root()
-    engine = parts.engines[args.engine]
-    workdir = Path(tempfile.mkdtemp(prefix="patternbench-load-"))
-    engine.build(root, workdir / "build.log")
-    grpc_request = json.loads(args.grpc_request) if args.grpc_request else None
-    if grpc_request is not None and not isinstance(grpc_request, dict):
-        raise LoadError(f"--grpc-request {args.grpc_request}: expected a JSON object")
-    load = load_url.run(
-        load_url.LoadRequest(
-            url=args.url,
-            engine=args.engine,
-            rate=None if args.closed_loop else args.rate,
-            duration_s=args.duration,
-            warmup_s=args.warmup,
-            arrival=args.arrival,
-            users=args.users,
-            cpus=parse_cpu_list(args.cpus) if args.cpus else load_url.default_cpus(),
-            workdir=workdir,
-            root=root,
-            max_in_flight=args.max_in_flight,
-            grpc_method=args.grpc_method,
-            grpc_request=grpc_request,
-            proto_modules=tuple(args.proto_module),
-        ),
-        parts.engines,
-    )
+    engine = parts.engines.get(args.engine)
+    if engine is None:
+        raise LoadError(f"--engine {args.engine}: no such load engine "
+                        f"(known: {', '.join(parts.engines)})")  # fmt: skip
+    target.check_reachable(args.url)  # nothing listening is a failed load, said before starting
+    with tempfile.TemporaryDirectory(prefix="patternbench-load-") as workdir:
+        engine.build(root, Path(workdir) / "build.log")
+        load = load_url.run(
+            load_url.LoadRequest(
+                url=args.url,
+                engine=args.engine,
+                rate=None if args.closed_loop else args.rate,
+                duration_s=args.duration,
+                warmup_s=args.warmup,
+                arrival=args.arrival,
+                users=args.users,
+                cpus=args.cpus or load_url.default_cpus(),
+                workdir=Path(workdir),
+                root=root,
+                max_in_flight=args.max_in_flight,
+                grpc_method=args.grpc_method,
+                grpc_request=args.grpc_request,
+                proto_modules=tuple(args.proto_module),
+            ),
+            parts.engines,
+        )
     data = load_url.summary(args.url, load, poisson=args.arrival == "poisson")
     print(load_url.text(data))
     if args.json:
-        load_url.write_summary(Path(args.json), data)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return EXIT_OK if data["valid"] else EXIT_FAILED
+        load_url.write_summary(args.json, data)
+    return EXIT_OK if data["valid"] and not data["failed"] else EXIT_FAILED
 
 
 def cmd_engines(args: argparse.Namespace, parts: Parts) -> int:
@@ -340,3 +358,26 @@ def cmd_engines(args: argparse.Namespace, parts: Parts) -> int:
         f"(median of {len(figures.locust_plain_rps)} alternations; target <= 10%)"
     )
     return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Parts], int]] = {
+    "list": cmd_list, "run": cmd_run, "load": cmd_load, "engines": cmd_engines,
+    "compare": cmd_compare, "gate": cmd_gate, "history": cmd_history,
+    "selfcheck": cmd_selfcheck, "report": cmd_report,
+}  # fmt: skip
+
+
+def dispatch(args: argparse.Namespace, parts: Parts) -> int:
+    """Run the command (a subcommand added with its own `func` default runs that); bad input is
+    one line and exit 2, an unreachable load target one line and exit 1."""
+    command: Callable[[argparse.Namespace, Parts], int] = (
+        getattr(args, "func", None) or COMMANDS[args.command]
+    )
+    try:
+        return command(args, parts)
+    except USAGE_ERRORS as e:
+        print(f"patternbench: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except target.Unreachable as e:
+        print(f"patternbench: {e}", file=sys.stderr)
+        return EXIT_FAILED

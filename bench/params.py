@@ -12,8 +12,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from bench.models import ParamValue
+from bench.stats.slo import Slo
+
+if TYPE_CHECKING:  # the command line parses durations without loading pydantic's models
+    from bench.models import ParamValue
 
 #: Parameters every pattern declares, because the harness and its load engines need them.
 LOAD_PARAMS = (
@@ -92,20 +96,33 @@ def coerce_durations(params: dict[str, ParamValue]) -> None:
 
 
 def rate_list(text: str) -> list[float]:
-    """`500,1000` → [500.0, 1000.0]; every rate positive."""
+    """`500,1000` → [500.0, 1000.0]; every rate a positive number; "" → [] (no sweep)."""
+    if not text.strip():
+        return []
     try:
-        rates = [float(part) for part in text.split(",") if part.strip()]
+        rates = [float(part) for part in text.split(",")]  # "100,,200": float("") refuses it
     except ValueError:
         raise ParamError(f"--param rates={text}: expected rates like 500,1000,2000") from None
-    if any(r <= 0 for r in rates):
-        raise ParamError(f"--param rates={text}: every rate must be positive")
+    if not all(math.isfinite(r) and r > 0 for r in rates):
+        raise ParamError(f"--param rates={text}: every rate must be a positive number")
     return rates
+
+
+def check_slo(text: str) -> None:
+    """An SLO as `slo` holds it: empty (none) or e.g. `p99<=50ms,errors<=0.1%`."""
+    if text.strip():
+        try:
+            Slo.parse(text)
+        except ValueError as e:
+            raise ParamError(f"--param slo={text}: {e}") from None
 
 
 def _positive(params: Mapping[str, ParamValue], key: str, *, zero: bool = False) -> None:
     value = params[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ParamError(f"--param {key}={value}: must be a number")
+    if not math.isfinite(value):
+        raise ParamError(f"--param {key}={value}: must be a finite number")
     if value < 0 or (value == 0 and not zero):
         raise ParamError(f"--param {key}={value}: must be {'zero or more' if zero else 'positive'}")
 
@@ -135,6 +152,7 @@ def check_load_params(params: Mapping[str, ParamValue], engines: Mapping[str, bo
     if closed and (params["rates"] or params["find_max"]):
         raise ParamError("rate sweeps and the max-rate search need open-loop load")
     rate_list(str(params["rates"]))
+    check_slo(str(params["slo"]))
 
 
 #: Seconds a trial costs beyond its warm-up and window (start, readiness, stop), for planning.

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from bench.engines import target
 from bench.engines.loadgen import LoadgenTable
 from bench.engines.locust import LocustTable
 from bench.engines.spec import LoadEngine, LoadError, LoadSpec
@@ -46,20 +46,28 @@ class Latency(TypedDict):
     uncorrected: LatencyPercentiles | None
 
 
+#: A window with more failed requests than this share is mostly errors, and says so first.
+MOSTLY = 0.5
+
+
 class Summary(TypedDict):
     """The `--json` file. Latencies in ms; `corrected` is from the intended send time
-    (open-loop) or the actual one (closed-loop, where `uncorrected` is null)."""
+    (open-loop) or the actual one (closed-loop, where `uncorrected` is null). `problems`: a window
+    of mostly errors says so; `failed`: mostly connection errors, the target did not answer."""
 
     url: str
     engine: str
     load_model: str
     rate: Rate
+    problems: list[str]
+    failed: bool
     valid: bool
     invalid_reasons: list[str]
     latency_ms: Latency
     slip_p99_ms: float | None
     requests: int
     errors: int
+    error_share: float
     error_kinds: dict[str, int]
     generator_cpu_percent: float
     duration_s: float
@@ -93,19 +101,6 @@ class LoadRequest:
     proto_modules: tuple[str, ...] = ()
 
 
-def _split(url: str) -> tuple[str, str, int, str]:
-    """scheme, host, port and path-with-query of an http:// or grpc:// URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "grpc") or not parts.hostname:
-        raise LoadError(f"{url}: expected an http:// (or, with loadgen, grpc://) URL")
-    try:
-        port = parts.port or (80 if parts.scheme == "http" else 50051)
-    except ValueError:
-        raise LoadError(f"{url}: the port is not a number") from None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port, path
-
-
 def table(request: LoadRequest, scheme: str, path: str) -> BaseModel:
     """The engine's table for an ad-hoc target, as a pattern's system.toml would give it."""
     if request.engine == "locust":
@@ -129,7 +124,10 @@ def table(request: LoadRequest, scheme: str, path: str) -> BaseModel:
 
 
 def run(request: LoadRequest, engines: Mapping[str, LoadEngine]) -> LoadStats:
-    scheme, host, port, path = _split(request.url)
+    try:
+        scheme, host, port, path = target.split(request.url)
+    except ValueError as e:
+        raise LoadError(str(e)) from None
     engine = engines[request.engine]
     if request.rate is None and not engine.closed_loop:
         raise LoadError(f"{request.engine} is open-loop only: give --rate (or use --engine locust)")
@@ -159,13 +157,34 @@ def _pcts(p: Percentiles) -> LatencyPercentiles:
     return {"p50": p.p50, "p90": p.p90, "p95": p.p95, "p99": p.p99, "p999": p.p999, "max": p.max}
 
 
+def _connection(kind: str) -> bool:
+    """loadgen's `connection` and `grpc Unavailable`, Locust's exception names (ConnectionError)."""
+    return "connection" in kind.lower() or kind == "grpc Unavailable"
+
+
+def problems(load: LoadStats) -> tuple[list[str], bool]:
+    """What a window of mostly errors says first, and whether it failed: mostly connection errors
+    mean the target did not answer, and its latencies are those of failures."""
+    if not load.requests or load.errors <= MOSTLY * load.requests:
+        return [], False
+    kinds = sorted(load.error_kinds.items(), key=lambda kv: -kv[1])
+    said = ", ".join(f"{kind} {count:,}" for kind, count in kinds)
+    share = f"{load.errors / load.requests:.0%} of the {load.requests:,} requests"
+    if sum(count for kind, count in kinds if _connection(kind)) > MOSTLY * load.requests:
+        return [f"the target did not answer: {share} failed to connect ({said})"], True
+    return [f"mostly errors: {share} failed ({said}); the latencies are mostly theirs"], False
+
+
 def summary(url: str, load: LoadStats, *, poisson: bool = False) -> Summary:
     reasons = headroom.invalid_reasons(load, poisson=poisson)
+    said, failed = problems(load)
     return {
         "url": url,
         "engine": load.engine,
         "load_model": load.load_model,
         "rate": {"target": load.target_rps, "achieved": load.achieved_rps},
+        "problems": said,
+        "failed": failed,
         "valid": not reasons,
         "invalid_reasons": reasons,
         "latency_ms": {
@@ -175,6 +194,7 @@ def summary(url: str, load: LoadStats, *, poisson: bool = False) -> Summary:
         "slip_p99_ms": load.slip_ms.p99 if load.slip_ms else None,
         "requests": load.requests,
         "errors": load.errors,
+        "error_share": load.errors / load.requests if load.requests else 0.0,
         "error_kinds": load.error_kinds,
         "generator_cpu_percent": load.generator_cpu_percent,
         "duration_s": load.duration_s,
@@ -186,12 +206,13 @@ def write_summary(path: Path, data: Summary) -> None:
 
 
 def text(data: Summary) -> str:
-    """The terminal summary, wrk2-style."""
+    """The terminal summary, wrk2-style; a window of mostly errors says so first."""
     rate = data["rate"]
-    target = f"{rate['target']:,.0f}" if rate["target"] is not None else "closed-loop"
+    asked = f"{rate['target']:,.0f}" if rate["target"] is not None else "closed-loop"
     lines = [
+        *(f"{'FAILED' if data['failed'] else 'ERRORS'}: {p}" for p in data["problems"]),
         f"{data['url']}: {data['engine']} {data['load_model']}, {data['duration_s']:.1f} s",
-        f"  rate      target {target}  achieved {rate['achieved']:,.1f} req/s",
+        f"  rate      target {asked}  achieved {rate['achieved']:,.1f} req/s",
         f"  requests  {data['requests']:,}  errors {data['errors']:,} {data['error_kinds'] or ''}",
         f"  generator CPU {data['generator_cpu_percent']:.0f}%"
         + (f", schedule slip p99 {data['slip_p99_ms']:.2f} ms" if data["slip_p99_ms"] else ""),

@@ -27,18 +27,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 
+from bench.gate.decision import ALPHA as ALPHA
+from bench.gate.decision import MIN_EFFECT as MIN_EFFECT
 from bench.models import RunResult, Trial
+
+if TYPE_CHECKING:  # numpy and scipy are imported where used: the command line starts fast
+    import numpy as np
 
 #: metric → +1 when higher is better, −1 when lower is better.
 METRICS: Final = {"throughput_rps": 1, "p50": -1, "p99": -1}
-ALPHA: Final = 0.05
-MIN_EFFECT: Final = 0.05
 POWER: Final = 0.80
 #: Mann-Whitney's efficiency relative to the t-test under normality (3/π).
 _MW_ARE: Final = 3 / math.pi
@@ -147,6 +148,8 @@ def minimum_detectable_effect(
     `noise`, scaled by Mann-Whitney's asymptotic relative efficiency; None when the exact test
     cannot reach `alpha` with these sample sizes.
     """
+    from scipy import stats
+
     if smallest_p(n1, n2) > alpha:
         return None
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
@@ -154,6 +157,8 @@ def minimum_detectable_effect(
 
 
 def _cv(values: Sequence[float]) -> float:
+    import numpy as np
+
     mean = float(np.mean(values))
     return float(np.std(values, ddof=1) / abs(mean)) if mean and len(values) > 1 else 0.0
 
@@ -168,6 +173,8 @@ def ratio_interval(
     base: Sequence[float], head: Sequence[float], seed: int = 0
 ) -> tuple[float, float]:
     """95% bootstrap interval of median(head) / median(base) − 1, resampling each side."""
+    import numpy as np
+    from scipy import stats
 
     def ratio(b: np.ndarray, h: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.asarray(np.median(h, axis=axis) / np.median(b, axis=axis) - 1.0)
@@ -186,6 +193,8 @@ def decide(
     all_samples: Iterable[Samples], *, alpha: float = ALPHA, min_effect: float = MIN_EFFECT
 ) -> list[Comparison]:
     """Test every comparison, correct across them, and call each one."""
+    from scipy import stats
+
     pending = list(all_samples)
     p_values: list[float] = []
     tested: list[int] = []
@@ -239,6 +248,8 @@ def _call(
                 "note": need,
             }
         )
+    import numpy as np
+
     base_median, head_median = float(np.median(s.base)), float(np.median(s.head))
     change = head_median / base_median - 1.0 if base_median else 0.0
     low, high = ratio_interval(s.base, s.head) if base_median else (0.0, 0.0)
@@ -287,6 +298,8 @@ def decide_instructions(
     """Instruction counts repeat almost exactly: a change is called when it passes `min_effect`
     and four times the spread of the repeats (no significance test: there is no sampling noise
     to test against, only the repeats' spread to rule out)."""
+    import numpy as np
+
     base_median, head_median = float(np.median(base)), float(np.median(head))
     change = head_median / base_median - 1.0
     spread = max(

@@ -20,20 +20,15 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import ruptures as rpt  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.models import RunResult, first_error
 from bench.store import write_atomic
+
+if TYPE_CHECKING:  # pandas, numpy, ruptures and matplotlib are imported where used: slow to import
+    import pandas as pd
 
 METRICS: Final = ("throughput_rps", "p50", "p99")
 PENALTY_PER_LOG_N: Final = 3.0
@@ -124,6 +119,9 @@ def append(run: RunResult, path: Path) -> int:
 
 def change_points(values: Iterable[float]) -> list[int]:
     """Indices where a new level starts (PELT, L2 cost, on the robustly scaled series)."""
+    import numpy as np
+    import ruptures as rpt  # type: ignore[import-untyped]
+
     signal = np.asarray(list(values), dtype=float)
     n = signal.size
     if n < MIN_POINTS:
@@ -138,6 +136,8 @@ def change_points(values: Iterable[float]) -> list[int]:
 
 
 def frame(history: list[Entry]) -> pd.DataFrame:
+    import pandas as pd
+
     df = pd.DataFrame([e.model_dump() for e in history])
     if df.empty:
         return df
@@ -158,6 +158,8 @@ def render(path: Path, out: Path) -> Path:
         write_atomic(md, "\n".join(lines))
         return md
     found: list[str] = []
+    from bench.report.agg import plt
+
     for (pattern, profile, metric), group in df.groupby(["pattern", "profile", "metric"]):
         fig, ax = plt.subplots(figsize=(9, 4))
         for (impl, rate), series in group.groupby(["implementation", "rate"]):

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from bench.catalog import Pattern
 from bench.gate import compare
@@ -108,6 +107,8 @@ class SelfCheckOptions:
 def rate(hits: int, runs: int) -> Rate | None:
     if runs == 0:
         return None
+    from scipy import stats  # slow to import: only where used
+
     ci = stats.binomtest(hits, runs).proportion_ci(confidence_level=0.95, method="exact")
     return Rate(hits=hits, runs=runs, rate=hits / runs, low=float(ci.low), high=float(ci.high))
 

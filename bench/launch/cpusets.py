@@ -11,9 +11,12 @@ single CPU everything shares it, and the result says so (`shared`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bench.models import CpuSets
+if TYPE_CHECKING:  # the command line checks CPU lists without loading pydantic's models
+    from bench.models import CpuSets
 
 
 class CpuSetError(Exception):
@@ -32,6 +35,18 @@ def parse_cpu_list(text: str) -> list[int]:
     return sorted(cpus)
 
 
+def usable(text: str) -> list[int]:
+    """A CPU list of which every CPU is one this process may run on (`sched_getaffinity`)."""
+    cpus = parse_cpu_list(text)
+    have = sorted(os.sched_getaffinity(0))
+    if not cpus:
+        raise CpuSetError(f"{text!r} names no CPU")
+    outside = sorted(set(cpus) - set(have))
+    if outside:
+        raise CpuSetError(f"CPUs {outside} are not available to this process (it may use {have})")
+    return cpus
+
+
 def plan(
     available: Sequence[int],
     system: Sequence[int] | None = None,
@@ -41,6 +56,8 @@ def plan(
 ) -> CpuSets:
     """The CPU sets of a run; ``system_all`` gives the system every CPU (when none were chosen),
     the generator and the support processes still the lower half, which it then shares."""
+    from bench.models import CpuSets
+
     cpus = sorted(available)
     if not cpus:
         raise CpuSetError("no CPUs available")

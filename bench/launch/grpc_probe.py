@@ -12,14 +12,15 @@ with the request and expected answer in protobuf's JSON mapping; `code` is a gRP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.launch.protobuf import ProtoError, method, request_message, response_class, to_json
 from bench.launch.verify import Vectors, VectorsError, case_parts, differences
+
+if TYPE_CHECKING:  # grpc is imported where a call is made: the command line starts without it
+    import grpc
 
 
 class _Model(BaseModel):
@@ -45,6 +46,8 @@ class GrpcExpect(_Model):
 
 
 def _channel(host: str, port: int) -> grpc.Channel:
+    import grpc
+
     return grpc.insecure_channel(f"{host}:{port}")
 
 
@@ -53,6 +56,9 @@ class GrpcProbe:
 
     def ready(self, spec: BaseModel, host: str, port: int) -> bool:
         assert isinstance(spec, GrpcSpec)
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         with _channel(host, port) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
@@ -65,6 +71,8 @@ class GrpcProbe:
         self, spec: BaseModel, host: str, port: int, vectors: Vectors, timeout_s: float = 10.0
     ) -> list[str]:
         assert isinstance(spec, GrpcSpec)
+        import grpc
+
         cases = case_parts(vectors, GrpcRequest, GrpcExpect)
         for _, _, expect in cases:
             if expect.code not in grpc.StatusCode.__members__:
@@ -92,6 +100,8 @@ def _check(
     expect: GrpcExpect,
     timeout_s: float,
 ) -> list[str]:
+    import grpc
+
     try:
         answer = call(message, timeout=timeout_s)
     except grpc.RpcError as e:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pool, json_format, message_factory
-from google.protobuf.descriptor import MethodDescriptor
-from google.protobuf.message import Message
+if TYPE_CHECKING:  # protobuf is imported where a message is made: not for every command
+    from google.protobuf.descriptor import MethodDescriptor
+    from google.protobuf.message import Message
 
 
 class ProtoError(Exception):
@@ -25,6 +25,8 @@ class ProtoError(Exception):
 
 def method(name: str, modules: Sequence[str]) -> MethodDescriptor:
     """`/package.Service/Method` from the modules' descriptors."""
+    from google.protobuf import descriptor_pool
+
     for module in modules:
         try:
             importlib.import_module(module)
@@ -42,6 +44,8 @@ def method(name: str, modules: Sequence[str]) -> MethodDescriptor:
 
 
 def request_message(found: MethodDescriptor, data: dict[str, Any]) -> Message:
+    from google.protobuf import json_format, message_factory
+
     cls = message_factory.GetMessageClass(found.input_type)
     try:
         return json_format.ParseDict(data, cls())
@@ -50,9 +54,13 @@ def request_message(found: MethodDescriptor, data: dict[str, Any]) -> Message:
 
 
 def response_class(found: MethodDescriptor) -> type[Message]:
+    from google.protobuf import message_factory
+
     return message_factory.GetMessageClass(found.output_type)
 
 
 def to_json(msg: Message) -> dict[str, Any]:
     """A message as protobuf's JSON mapping, field names as in the .proto file."""
+    from google.protobuf import json_format
+
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import markdown
-
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -23,5 +21,7 @@ pre {{ padding: 0.6rem; overflow-x: auto; }}
 
 
 def to_html(text: str, title: str) -> str:
+    import markdown  # only when a report is written
+
     body = markdown.markdown(text, extensions=["tables", "fenced_code", "md_in_html"])
     return _HTML.format(title=title, body=body)

@@ -1,21 +1,19 @@
-"""matplotlib figures for reports, written as PNG files next to the report."""
+"""matplotlib figures for reports, written as PNG files next to the report (matplotlib is imported
+by the functions that draw: `bench.report.agg`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 from hdrh.histogram import HdrHistogram
-from matplotlib.axes import Axes
-from matplotlib.ticker import FixedLocator, NullLocator
 
 from bench.models import LoadPoint, RunResult
 from bench.stats.percentiles import decode, new_histogram, spectrum, tail_axis
 from bench.stats.slo import Slo
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 #: When the slowest line's maximum is this many times the fastest median, latency goes on a log
 #: axis.
@@ -37,6 +35,8 @@ def merged(point: LoadPoint, uncorrected: bool = False) -> HdrHistogram:
 
 
 def _tail_axis(ax: Axes, top: float) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     ax.set_xscale("log")
     ticks = [(tail_axis(p), text) for p, text in _TICKS if tail_axis(p) <= top * 1.01]
     ax.xaxis.set_major_locator(FixedLocator([t for t, _ in ticks]))
@@ -48,6 +48,8 @@ def _tail_axis(ax: Axes, top: float) -> None:
 def latency_spectrum(run: RunResult, rate: float | None, path: Path) -> bool:
     """Latency by percentile at one target rate, one colour per implementation: corrected
     (solid) and, open-loop, uncorrected (dashed). False (nothing written) when nothing to draw."""
+    from bench.report.agg import plt
+
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     top, drawn = 1.0, False
     medians: list[float] = []
@@ -104,6 +106,8 @@ def throughput_latency(run: RunResult, path: Path) -> bool:
     ]
     if not measured:
         return False
+    from bench.report.agg import plt
+
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), dpi=110, sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})  # fmt: skip
     lowest, highest = float("inf"), 0.0

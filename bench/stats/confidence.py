@@ -18,10 +18,11 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-from scipy import stats
+if TYPE_CHECKING:  # numpy and scipy are imported where used: the command line starts fast
+    import numpy as np
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def median_ci(
     acceleration divides by zero when the leave-one-out medians coincide, common with few
     trials). See the module docstring for how little 3 to 5 trials can say.
     """
+    import numpy as np
+
     values = _checked(samples)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
@@ -82,6 +85,8 @@ def summarize(
 
 
 def _checked(samples: Sequence[float]) -> npt.NDArray[np.float64]:
+    import numpy as np
+
     values = np.asarray(samples, dtype=float)
     if values.size == 0:
         raise ValueError("median_ci needs at least one sample, got none")
@@ -111,6 +116,9 @@ def _bootstrap_interval(
 def _bootstrap(
     values: npt.NDArray[np.float64], confidence: float, resamples: int, seed: int, method: str
 ) -> tuple[float, float]:
+    import numpy as np
+    from scipy import stats
+
     result = stats.bootstrap(
         (values,),
         np.median,

@@ -18,13 +18,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter
-
 from bench.studies.pools_data import Measurement, PoolResults, roles_in_order
 from bench.studies.pools_plan import SPIN, Variant
 
@@ -208,6 +201,8 @@ def crossover_table(r: PoolResults) -> list[str]:
 
 
 def _colors(impls: Sequence[str]) -> dict[str, str]:
+    from bench.report.agg import plt
+
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {name: palette[i % len(palette)] for i, name in enumerate(impls)}
 
@@ -218,6 +213,8 @@ def scaling_plot(r: PoolResults, path: Path) -> bool:
         return False
     idx, impls = index(r), implementations(r)
     colors = _colors(impls)
+    from bench.report.agg import plt
+
     fig, axes = plt.subplots(1, len(found_variants), figsize=(4.6 * len(found_variants), 4.2),
                              squeeze=False)  # fmt: skip
     for ax, variant in zip(axes[0], found_variants, strict=True):
@@ -262,6 +259,10 @@ def crossover_plot(r: PoolResults, path: Path) -> bool:
     inline = set(named(r, "inline"))
     impls = [i for i in implementations(r) if i not in inline]
     colors = _colors(implementations(r))
+    from matplotlib.ticker import FuncFormatter
+
+    from bench.report.agg import plt
+
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
     drawn = False
     for impl in impls:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,3 +83,39 @@ def test_loadgen_calls_a_grpc_method_from_json(server: int, tmp_path: Path) -> N
     )  # fmt: skip
     assert done.returncode == 2
     assert "/grpc.health.v1.Health/Nope: no such method" in done.stderr
+
+
+@pytest.fixture
+def hangup_server() -> Iterator[int]:
+    """Accepts every connection and closes it at once: reachable, and never an answer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                server.accept()[0].close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_a_window_of_connection_errors_fails_and_says_so_first(
+    hangup_server: int, tmp_path: Path
+) -> None:
+    out = tmp_path / "load.json"
+    done = patternbench(
+        "load", f"http://127.0.0.1:{hangup_server}/", "--rate", "100", "--duration", "1s",
+        "--warmup", "200ms", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("FAILED: the target did not answer: 100% of the "), done.stdout
+    data = json.loads(out.read_text())
+    assert data["failed"]
+    assert data["error_share"] == 1.0
+    assert data["problems"] == [done.stdout.splitlines()[0].removeprefix("FAILED: ")]

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,24 @@ def test_no_grab_bag_modules() -> None:
 def test_the_package_folders_follow_the_flow() -> None:
     folders = {p.name for p in BENCH.iterdir() if (p / "__init__.py").is_file()}
     assert folders == {"launch", "engines", "collect", "stats", "studies", "report", "gate"}
+
+
+#: Libraries that take up to seconds to import: the command line imports them where they are used.
+HEAVY = ("scipy", "pandas", "matplotlib", "numpy", "torch", "grpc", "ruptures", "google.protobuf")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import bench.cli; bench.cli.parser()",  # --help and every bad flag: the parser alone
+        "import bench.cli, bench.commands; bench.cli.parts()",  # `list`: commands, parts, catalog
+    ],
+)
+def test_the_command_line_starts_without_the_heavy_libraries(code: str) -> None:
+    """`patternbench --help`, a bad flag and `list` answer at once, not after seconds of imports
+    (and a Ctrl-C then does not land inside scipy)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"{code}; import sys; print(' '.join(sorted(sys.modules)))"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert [m for m in loaded if m in HEAVY or m.startswith(tuple(f"{h}." for h in HEAVY))] == []
