@@ -3,6 +3,7 @@
 #   make test       lint, type check, Python and Go tests
 #   make report     re-render the report of a run (RUN=<run-id>, default: the newest)
 #   make gate       the regression gate of BASE (default: the merge base with main) vs HEAD
+#   make soak       fault-injection campaign (RUNS=<n>, default 40), then the fuzz tests
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,7 +19,7 @@ ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := .tools/actionlint
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
 
-.PHONY: help setup bench bench-engines test pytest gotest lint typecheck report gate clean
+.PHONY: help setup bench bench-engines test pytest gotest soak lint typecheck report gate clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
@@ -28,6 +29,7 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
 	@echo "make gate       the regression gate: BASE (default: merge base with main) vs HEAD"
+	@echo "make soak       fault-injection campaign: RUNS (default 40) faulted runs, then the fuzz tests"
 
 # The virtual environment, from the lock file; redone only when the lock or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -65,6 +67,13 @@ pytest: setup
 
 gotest:
 	cd go && $(GO) test -race -count=1 ./...
+
+# The campaign the project runs on itself: RUNS short runs, one fault each (SIGINT, SIGTERM or
+# SIGKILL to the harness, SIGKILL to the system or a support), then every count must be zero;
+# then the property-based (fuzz) tests with their long profile.
+soak: setup
+	$(BIN)/patternbench soak --runs $(or $(RUNS),40)
+	PATTERNBENCH_HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q -m fuzz tests/integration
 
 # actionlint checks .github/workflows; installed with the Go toolchain, pinned, into .tools/.
 $(ACTIONLINT):

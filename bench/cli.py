@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from bench import soak
 from bench.engines import target
 from bench.gate.decision import ALPHA, MIN_EFFECT
 from bench.launch.cpusets import CpuSetError, usable
@@ -362,6 +363,8 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render report.md and report.html for a stored run")
     rep.add_argument("run", help="run id, run folder or run.json")
     rep.add_argument("--runs-dir", help="where runs are stored (default: results/runs)")
+
+    soak.add_parser(sub)
     return top
 
 

@@ -51,7 +51,7 @@ def test_no_grab_bag_modules() -> None:
 
 def test_the_package_folders_follow_the_flow() -> None:
     folders = {p.name for p in BENCH.iterdir() if (p / "__init__.py").is_file()}
-    assert folders == {"launch", "engines", "collect", "stats", "studies", "report", "gate"}
+    assert folders == {"launch", "engines", "collect", "stats", "studies", "report", "gate", "soak"}
 
 
 #: Libraries that take up to seconds to import: the command line imports them where they are used.
