@@ -129,7 +129,8 @@ def _print_summary(result: RunResult) -> None:
         for point in impl.points:
             at = f"{point.target_rps:>8,.0f} req/s" if point.target_rps else "closed-loop   "
             if not point.valid:
-                _say(f"  {impl.name:<16} {at}  INVALID: the load generator was the limit")
+                why = sorted({r for t in point.trials for r in t.invalid_reasons})
+                _say(f"  {impl.name:<16} {at}  INVALID: {'; '.join(why) or 'too few valid trials'}")
                 continue
             s = point.summary
             _say(
