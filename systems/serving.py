@@ -5,12 +5,16 @@
   and exits with status 2; ``parse_listen`` and ``int_in`` convert flag values;
 - start-up: ``raise_fd_limit``, and ``run``, which refuses aiohttp's pure-Python HTTP parsers,
   runs the service on uvloop and turns a failure to listen into one line and status 1;
-- answers: ``json_response``, the contracts' error envelope ``{"error": {"code", "message"}}``
-  (``error_body``, ``error_response``), ``/healthz`` and ``/metrics``;
-- ``RequestMetrics``: ``<prefix>_requests_total{code}``, ``<prefix>_request_duration_seconds``
-  and ``<prefix>_in_flight`` in a registry the pattern adds its own series to;
+- answers (``systems.answers``, re-exported here): ``json_response``, the contracts' error
+  envelope ``{"error": {"code", "message"}}`` (``error_body``, ``error_response``), ``/healthz``,
+  ``/metrics`` and ``RequestMetrics``;
+- the limits on a request's head and the answers to malformed requests (``systems.http_limits``,
+  the same numbers as ``go/internal/serve``): every one is the envelope, never an echo of the
+  request, and at most one debug line in the log;
 - ``serve``: aiohttp's low-level ``web.Server`` with one handler that routes by path (no router
-  or middleware on the hot path) until SIGTERM or SIGINT, then a graceful drain.
+  or middleware on the hot path, only the checks of ``refusal``) until SIGTERM or SIGINT, then a
+  graceful drain; a connection that has not sent a whole request head within 5 s, or that
+  stays idle for 120 s, is closed.
 """
 
 from __future__ import annotations
@@ -18,38 +22,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final, NoReturn
 
 import uvloop
 from aiohttp import client_proto, http_parser, web, web_protocol
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
+
+from systems.answers import HEALTHY as HEALTHY
+from systems.answers import JSON as JSON
+from systems.answers import RequestMetrics as RequestMetrics
+from systems.answers import error_body as error_body
+from systems.answers import error_response as error_response
+from systems.answers import health_response as health_response
+from systems.answers import json_response as json_response
+from systems.answers import metrics_response as metrics_response
+from systems.http_limits import (
+    HEADER_TIMEOUT_ENV,
+    HEADER_TIMEOUT_S,
+    IDLE_TIMEOUT_ENV,
+    IDLE_TIMEOUT_S,
+    Handler,
+    Server,
+    SetupError,
+    refusal,
+    timeout_from_env,
 )
 
-JSON: Final = "application/json"
-HEALTHY: Final = b'{"status":"ok"}'
 #: How long requests in flight may take to finish after SIGTERM or SIGINT.
 SHUTDOWN_DRAIN_S: Final = 5.0
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 #: ``drain(runner, until)``: stop serving; ``until`` is when the drain time ends.
 Drain = Callable[[web.ServerRunner, float], Awaitable[None]]
-
-# The contracts name exactly their series; *_created companions would be noise next to Go's.
-disable_created_metrics()  # type: ignore[no-untyped-call]
-
 
 # --- the command line ---------------------------------------------------------------------------
 
@@ -124,7 +131,8 @@ def run(
     """Run ``service()`` on uvloop; the process's exit status.
 
     1 with one line on stderr when aiohttp's C parsers are missing (``client``: the client's
-    too) or the service raises OSError (e.g. the listen address is taken); 0 when it returns.
+    too) or the service raises OSError (e.g. the listen address is taken) or SetupError (a bad
+    time-out in the environment); 0 when it returns.
     """
     problem = c_parser_problem(client=client)
     if problem is not None:
@@ -132,84 +140,10 @@ def run(
         return 1
     try:
         uvloop.run(service())
-    except OSError as exc:
+    except (OSError, SetupError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-# --- answers ------------------------------------------------------------------------------------
-
-
-def error_body(code: str, message: str) -> bytes:
-    """The contracts' error envelope, compact, with client text in the message escaped."""
-    return json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")).encode()
-
-
-def json_response(
-    status: int, body: bytes, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """A complete JSON answer (``Content-Type: application/json``, with its length)."""
-    return web.Response(status=status, body=body, content_type=JSON, headers=headers)
-
-
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """An error answer with the envelope; hot paths keep a prebuilt ``error_body`` instead."""
-    return json_response(status, error_body(code, message), headers)
-
-
-def health_response() -> web.Response:
-    """``200 {"status":"ok"}``."""
-    return json_response(200, HEALTHY)
-
-
-def metrics_response(registry: CollectorRegistry) -> web.Response:
-    """The registry in the Prometheus text format."""
-    return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-class RequestMetrics:
-    """The series every service exports, in ``registry``, a registry of their own:
-    ``<prefix>_requests_total`` by ``code``, ``<prefix>_request_duration_seconds`` and
-    ``<prefix>_in_flight``. The pattern's own series go into ``registry`` too.
-
-    The counter children of ``known_codes`` are bound up front, so they read 0 before first use.
-    """
-
-    def __init__(
-        self,
-        prefix: str,
-        *,
-        buckets: Sequence[float],
-        known_codes: Collection[int],
-        requests_help: str,
-        duration_help: str,
-        in_flight_help: str,
-    ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self._requests = Counter(f"{prefix}_requests", requests_help, ["code"], registry=r)
-        self.duration = Histogram(
-            f"{prefix}_request_duration_seconds", duration_help, buckets=buckets, registry=r
-        )
-        self._in_flight = Gauge(f"{prefix}_in_flight", in_flight_help, registry=r)
-        self._codes = {code: self._requests.labels(str(code)) for code in known_codes}
-
-    def count(self, code: int, seconds: float) -> None:
-        """Count one answer with status ``code`` that took ``seconds``."""
-        child = self._codes.get(code)
-        if child is None:
-            child = self._codes[code] = self._requests.labels(str(code))
-        child.inc()
-        self.duration.observe(seconds)
-
-    def watch_in_flight(self, read: Callable[[], float]) -> None:
-        """Have ``<prefix>_in_flight`` call ``read`` at scrape time (nothing on the hot path)."""
-        self._in_flight.set_function(read)
 
 
 # --- serving until told to stop -----------------------------------------------------------------
@@ -240,6 +174,8 @@ async def serve(
     ready: Callable[[], Awaitable[None]] | None = None,
     drain: Drain | None = None,
     handler_cancellation: bool = False,
+    header_timeout: float | None = None,
+    idle_timeout: float | None = None,
 ) -> None:
     """Serve ``handler`` on ``host:port`` (all interfaces for ``""``) until SIGTERM or SIGINT.
 
@@ -249,12 +185,34 @@ async def serve(
     until)``, ``until`` being ``time.monotonic()`` 5 s after the signal; without ``drain`` it
     stops accepting and lets requests in flight finish for at most 5 s, then closes the rest.
     ``handler_cancellation`` cancels a handler whose client goes away (aiohttp's option).
+
+    Every request passes ``refusal`` (the limits above) before ``handler``. A connection is
+    closed when it has not sent a whole request head ``header_timeout`` seconds after it opened
+    or after the first byte of a later request, or stays idle ``idle_timeout`` seconds after an
+    answer (defaults: ``$PATTERNBENCH_HEADER_TIMEOUT_S`` and ``$PATTERNBENCH_IDLE_TIMEOUT_S``,
+    else 5 and 120, as Go's ``ReadHeaderTimeout`` and ``IdleTimeout``).
     """
+    if header_timeout is None:
+        header_timeout = timeout_from_env(HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_S)
+    if idle_timeout is None:
+        idle_timeout = timeout_from_env(IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_S)
     loop = asyncio.get_running_loop()
     stop = _StopSignal()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = web.Server(handler, access_log=None, handler_cancellation=handler_cancellation)
+
+    async def guarded(request: web.BaseRequest) -> web.StreamResponse:
+        refused = refusal(request)
+        if refused is not None:
+            return refused.response()
+        return await handler(request)
+
+    server = Server(
+        guarded,
+        header_timeout=header_timeout,
+        idle_timeout=idle_timeout,
+        handler_cancellation=handler_cancellation,
+    )
     runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_DRAIN_S)
     await runner.setup()
     try:

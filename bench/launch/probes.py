@@ -2,8 +2,10 @@
 
 One small protocol, three kinds (the composition root, `bench.cli`, names them):
 
-- `http`: ready when `GET path` answers 2xx; vectors are HTTP requests with the status and JSON
-  body expected;
+- `http`: ready when `GET path` answers 2xx; vectors are HTTP requests with the status, JSON
+  body and (optionally) header fields expected. A case's request is either `method`, `path` and
+  `body`, sent on one kept-alive connection, or `raw`: bytes sent as they are on a fresh
+  connection (malformed and oversized requests; the syntax is `bench.launch.http_raw`'s);
 - `grpc` (`bench.launch.grpc_probe`): ready when the standard `grpc.health.v1.Health/Check`
   says SERVING; vectors are unary calls with the status code and message expected;
 - `tcp`: ready when the port accepts a connection (a database); it checks no vectors.
@@ -20,10 +22,11 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from bench.launch.http_raw import RawHttpError, RawResponse, exchange, expand
 from bench.launch.verify import Vectors, case_parts, differences
 
 
@@ -49,15 +52,35 @@ class HttpSpec(_Model):
     path: str = Field(default="/healthz", pattern=r"^/", description="answers 2xx when ready")
 
 
+def _expandable(text: str) -> str:
+    try:
+        expand(text)
+    except RawHttpError as e:
+        raise ValueError(str(e)) from None
+    return text
+
+
 class HttpRequest(_Model):
     method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "GET"
-    path: str = Field(pattern=r"^/")
+    path: str | None = Field(default=None, pattern=r"^/")
     body: Any = None
+    #: The request's bytes, as `bench.launch.http_raw.expand` reads them; instead of the above.
+    raw: Annotated[str, AfterValidator(_expandable)] | None = None
+
+    @model_validator(mode="after")
+    def _path_or_raw(self) -> HttpRequest:
+        if self.raw is None and self.path is None:
+            raise ValueError("give path (with method and body) or raw")
+        if self.raw is not None and self.model_fields_set & {"method", "path", "body"}:
+            raise ValueError("raw is the whole request: no method, path or body beside it")
+        return self
 
 
 class HttpExpect(_Model):
     status: int
     body: Any
+    #: Header fields expected (names in any case, values exact); others are not checked.
+    headers: dict[str, str] = {}
 
 
 class HttpProbe:
@@ -79,29 +102,51 @@ class HttpProbe:
         conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
         try:
             for name, request, expect in cases:
+                if request.raw is not None:
+                    data = expand(request.raw)
+                    try:
+                        raw = exchange(
+                            host, port, data, timeout=timeout_s, head=data.startswith(b"HEAD ")
+                        )
+                    except (OSError, RawHttpError) as e:
+                        problems.append(f"{name}: raw request failed: {e}")
+                        continue
+                    problems += [f"{name}: {p}" for p in _answer_problems(raw, expect)]
+                    continue
+                assert request.path is not None  # HttpRequest: path or raw
                 body = None if request.body is None else json.dumps(request.body)
                 try:
                     conn.request(request.method, request.path, body=body)
                     response = conn.getresponse()
-                    raw = response.read()
+                    content = response.read()
                 except (OSError, http.client.HTTPException) as e:
                     problems.append(f"{name}: request failed: {e}")
                     conn.close()
                     conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
                     continue
-                if response.status != expect.status:
-                    problems.append(
-                        f"{name}: status: expected {expect.status}, got {response.status}"
-                    )
-                try:
-                    actual = json.loads(raw)
-                except json.JSONDecodeError:
-                    problems.append(f"{name}: body is not JSON: {raw[:120]!r}")
-                    continue
-                problems += [f"{name}: {d}" for d in differences(expect.body, actual)]
+                answer = RawResponse(
+                    response.status, response.reason, tuple(response.getheaders()), content
+                )
+                problems += [f"{name}: {p}" for p in _answer_problems(answer, expect)]
         finally:
             conn.close()
         return problems
+
+
+def _answer_problems(answer: RawResponse, expect: HttpExpect) -> list[str]:
+    """Where an answer departs from the expected status, header fields and JSON body."""
+    problems: list[str] = []
+    if answer.status != expect.status:
+        problems.append(f"status: expected {expect.status}, got {answer.status}")
+    for field, value in expect.headers.items():
+        got = answer.header(field)
+        if got != value:
+            problems.append(f"header {field}: expected {value!r}, got {got!r}")
+    try:
+        actual = json.loads(answer.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return [*problems, f"body is not JSON: {answer.body[:120]!r}"]
+    return problems + differences(expect.body, actual)
 
 
 class TcpSpec(_Model):

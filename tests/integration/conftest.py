@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bench.catalog import Pattern, load_pattern
 from bench.cli import PARTS
@@ -25,6 +26,23 @@ FANOUT = REPO / "systems" / "fanout"
 #: rightly marks invalid. Such a test runs once more before it fails (pytest-rerunfailures; the
 #: rerun is reported as "R"): a real fault fails both runs.
 shared_machine = pytest.mark.flaky(reruns=1, reruns_delay=5)
+
+#: Hypothesis profiles of the property-based tests (test_contract_fuzz.py): "ci" (the default,
+#: in ``make test``: a few hundred requests per endpoint, the same ones every run) and "soak"
+#: (thousands, fresh ones each run), chosen with PATTERNBENCH_HYPOTHESIS_PROFILE=soak.
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=_SLOW_IS_FINE,
+)
+settings.register_profile(
+    "soak", max_examples=5000, deadline=None, database=None, suppress_health_check=_SLOW_IS_FINE
+)
+settings.load_profile(os.environ.get("PATTERNBENCH_HYPOTHESIS_PROFILE", "ci"))
 
 #: Short enough for CI, long enough for a few hundred requests per implementation and trial.
 SHORT = {"duration_s": "2", "warmup_s": "1", "rate": "150", "rates": "", "trials": "2",

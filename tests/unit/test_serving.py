@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -20,20 +21,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import aiohttp
 import pytest
-from aiohttp import web
+from aiohttp import http_exceptions, http_parser, web
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client import generate_latest
 
-from systems import serving
+from bench.launch.http_raw import RawResponse, exchange
+from systems import http_limits, serving
 from tests.integration.service_process import Proc, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# A service on the scaffold: GET /slow?s=SECONDS answers after that long, anything else 404.
+# A service on the scaffold: GET /slow?s=SECONDS answers after that long, GET /block?s=SECONDS
+# holds the event loop that long, anything else 404.
 # --hooks adds a ``ready`` and a ``drain`` that report on stderr (drain: seconds left to drain).
 DEMO = """
 import asyncio, sys, time
@@ -48,6 +53,9 @@ in_flight = 0
 
 async def handler(request: web.BaseRequest) -> web.StreamResponse:
     global in_flight
+    if request.path == "/block":  # holds the event loop, as a kernel run inline does
+        time.sleep(float(request.query["s"]))
+        return serving.json_response(200, b'{"blocked":true}')
     if request.path != "/slow":
         return serving.error_response(404, "not_found", "no such path")
     in_flight += 1
@@ -197,7 +205,7 @@ def request_metrics(
     )
 
 
-async def _answers(handler: serving.Handler, paths: list[str]) -> list[Answer]:
+async def _answers(handler: http_limits.Handler, paths: list[str]) -> list[Answer]:
     runner = web.ServerRunner(web.Server(handler, access_log=None))
     await runner.setup()
     try:
@@ -395,3 +403,260 @@ def test_ready_runs_before_the_listening_line_and_drain_gets_the_deadline(
     assert lines == ["ready", "listening", "drain"]
     seconds_left = float(proc.log[2].split()[1])
     assert 4.0 <= seconds_left <= 5.0
+
+
+# --- malformed and oversized requests -------------------------------------------------------------
+
+
+def _parse_error(data: bytes) -> BaseException:
+    """What aiohttp's C parser, set up as the scaffold sets it up, raises on ``data``."""
+    parser = http_parser.HttpRequestParserC(
+        mock.Mock(),
+        asyncio.new_event_loop(),
+        2**16,
+        max_line_size=http_limits.MAX_TARGET_READ_BYTES,
+        max_field_size=http_limits.MAX_HEADER_BYTES,
+        max_headers=http_limits.MAX_HEADER_FIELDS,
+    )
+    with pytest.raises(http_exceptions.HttpProcessingError) as err:
+        parser.feed_data(data)
+    return err.value
+
+
+H = b"Host: x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "refusal"),
+    [
+        (b"\x00\x01 not HTTP\r\n\r\n", http_limits.BAD_REQUEST),
+        (b"hello world\r\n\r\n", http_limits.BAD_REQUEST),
+        (b"\x16\x03\x01\x02\x00\x01\x00", http_limits.BAD_REQUEST),  # TLS on the HTTP port
+        (b"FOO / HTTP/1.1\r\n" + H + b"\r\n", http_limits.UNKNOWN_METHOD),
+        (b"get / HTTP/1.1\r\n" + H + b"\r\n", http_limits.UNKNOWN_METHOD),
+        (b"GETTTTTT / HTTP/1.1\r\n" + H + b"\r\n", http_limits.UNKNOWN_METHOD),
+        (b"FOO * HTTP/1.1\r\n" + H + b"\r\n", http_limits.UNKNOWN_METHOD),
+        (b"FOO / HTTP/9.9\r\n" + H + b"\r\n", http_limits.VERSION_NOT_SUPPORTED),
+        (b"FOO / HTTP/1.5\r\n" + H + b"\r\n", http_limits.VERSION_NOT_SUPPORTED),
+        (b"FOO nopath HTTP/1.1\r\n" + H + b"\r\n", http_limits.BAD_REQUEST),
+        (b"FOO /a%zz HTTP/1.1\r\n" + H + b"\r\n", http_limits.BAD_REQUEST),
+        (b"F(O / HTTP/1.1\r\n" + H + b"\r\n", http_limits.BAD_REQUEST),
+        (b"GET / HTTP/9.9\r\n" + H + b"\r\n", http_limits.VERSION_NOT_SUPPORTED),
+        (b"GET / HTTP/1.5\r\n" + H + b"\r\n", http_limits.VERSION_NOT_SUPPORTED),
+        (b"GET / HTTP/x.y\r\n" + H + b"\r\n", http_limits.BAD_REQUEST),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http_limits.VERSION_NOT_SUPPORTED),
+        (
+            b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n" + H + b"\r\n",
+            http_limits.HEADERS_TOO_LARGE,
+        ),
+        (
+            b"GET / HTTP/1.1\r\n" + H + b"X: " + b"a" * 20000 + b"\r\n\r\n",
+            http_limits.HEADERS_TOO_LARGE,
+        ),
+        (b"GET / HTTP/1.1\r\n" + H + b"X-A: b\r\n" * 100 + b"\r\n", http_limits.HEADERS_TOO_LARGE),
+        (b"GET / HTTP/1.1\r\n" + H + b"Content-Length: abc\r\n\r\n", http_limits.BAD_REQUEST),
+        (b"GET / HTTP/1.1\r\n\r\n", http_limits.BAD_REQUEST),  # no Host
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            http_limits.TRANSFER_ENCODING,
+        ),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n",
+            http_limits.TRANSFER_ENCODING,
+        ),
+    ],
+)
+def test_parse_errors_get_the_contracts_answer(data: bytes, refusal: http_limits.Refusal) -> None:
+    assert http_limits.parse_error_refusal(_parse_error(data)) is refusal
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "refusal"),
+    [
+        ("GET", "/x", {}, None),
+        ("GET", "http://x/x?a=%zz", {}, None),
+        ("PATCH", "/x", {"Expect": "100-Continue"}, None),
+        ("GET", "/x", {"Host": "a b"}, http_limits.BAD_REQUEST),
+        ("GET", "/x", {"Expect": "something"}, http_limits.EXPECTATION_FAILED),
+        ("PROPFIND", "/x", {}, http_limits.UNKNOWN_METHOD),
+        ("CONNECT", "x:80", {}, http_limits.BAD_TARGET),
+        ("OPTIONS", "*", {}, http_limits.BAD_TARGET),
+        ("GET", "/" + "a" * (http_limits.MAX_TARGET_BYTES - 1), {}, None),
+        ("GET", "/" + "a" * http_limits.MAX_TARGET_BYTES, {}, http_limits.TARGET_TOO_LONG),
+        ("GET", "/" + "a" * http_limits.MAX_TARGET_READ_BYTES, {}, http_limits.HEADERS_TOO_LARGE),
+        ("GET", "/a%zz", {}, http_limits.BAD_REQUEST),
+        ("GET", "/a?b=%zz", {}, None),  # Go checks the path's escapes, not the query's
+        ("POST", "/x", {"Transfer-Encoding": "chunked"}, http_limits.TRANSFER_ENCODING),
+        # Host (5 bytes) + "X-Big" (5) + value: 16,384 bytes in all, then one more.
+        ("GET", "/x", {"X-Big": "v" * (http_limits.MAX_HEADER_BYTES - 10)}, None),
+        (
+            "GET",
+            "/x",
+            {"X-Big": "v" * (http_limits.MAX_HEADER_BYTES - 9)},
+            http_limits.HEADERS_TOO_LARGE,
+        ),
+        ("GET", "/x", {f"X-{i}": "v" for i in range(99)}, None),
+        ("GET", "/x", {f"X-{i}": "v" for i in range(100)}, http_limits.HEADERS_TOO_LARGE),
+    ],
+)
+def test_refusal_of_a_parsed_head(
+    method: str, target: str, headers: dict[str, str], refusal: http_limits.Refusal | None
+) -> None:
+    request = make_mocked_request(method, target, headers={"Host": "x", **headers})
+    assert http_limits.refusal(request) is refusal
+
+
+def test_every_refusal_is_the_envelope_with_a_close() -> None:
+    refusals = [v for v in vars(http_limits).values() if isinstance(v, http_limits.Refusal)]
+    assert len(refusals) == 8
+    for refusal in refusals:
+        assert json.loads(refusal.body) == {
+            "error": {"code": refusal.code, "message": refusal.message}
+        }
+        response = refusal.response()
+        assert response.status == refusal.status
+        assert response.content_type == "application/json"
+        assert response.keep_alive is False
+
+
+def start_demo_with(env: dict[str, str]) -> tuple[Proc, str]:
+    proc = Proc(demo_argv("--listen", "127.0.0.1:0"), env=env)
+    return proc, proc.wait_listening(timeout=20.0)[0]
+
+
+def _exchange(addr: str, raw: bytes) -> RawResponse:
+    host, port = addr.rsplit(":", 1)
+    return exchange(host, int(port), raw, timeout=10)
+
+
+@pytest.mark.integration
+def test_malformed_requests_get_the_envelope_and_leave_no_traceback() -> None:
+    proc, addr = start_demo_with({})
+    try:
+        cases = [
+            (b"\x00\x01 not HTTP\r\n\r\n", 400),
+            (b"GET /slow?s=0 HTTP/1.1\r\n" + H + b"Content-Length: abc\r\n\r\n", 400),
+            (b"FOO /slow?s=0 HTTP/1.1\r\n" + H + b"\r\n", 501),
+            (b"GET /slow?s=0 HTTP/9.9\r\n" + H + b"\r\n", 505),
+            (b"GET /slow?s=0 HTTP/2.0\r\n" + H + b"\r\n", 505),
+            (b"GET /?q=" + b"x" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
+            (b"GET / HTTP/1.1\r\n" + H + b"X-A: b\r\n" * 1000 + b"\r\n", 431),
+            (b"GET / HTTP/1.1\r\n" + H + b"Expect: x\r\n\r\n", 417),
+        ]
+        for raw, status in cases * 3:
+            answer = _exchange(addr, raw)
+            assert answer.status == status
+            assert answer.header("Content-Type") == "application/json"
+            assert answer.header("Connection") == "close"
+            body = json.loads(answer.body)
+            assert set(body["error"]) == {"code", "message"}
+            assert b"not HTTP" not in answer.body
+            assert b"abc" not in answer.body
+        assert _exchange(addr, b"GET /slow?s=0 HTTP/1.1\r\n" + H + b"\r\n").status == 200
+        time.sleep(0.2)
+        assert [line.split()[0] for line in proc.log] == ["listening"]
+    finally:
+        proc.stop()
+
+
+def _closed_after(sock: socket.socket, limit: float, dribble: bytes = b"") -> float:
+    """Seconds until the server closes ``sock`` unanswered, sending ``dribble`` a byte at a
+    time every 0.25 s meanwhile (a slow loris); fails after ``limit`` seconds."""
+    start = time.monotonic()
+    sock.settimeout(0.25)
+    sent = 0
+    while time.monotonic() - start < limit:
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            if sent < len(dribble):
+                with contextlib.suppress(OSError):
+                    sock.sendall(dribble[sent : sent + 1])
+                sent += 1
+            continue
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", f"answered {data[:80]!r}"
+        return time.monotonic() - start
+    pytest.fail(f"still open after {limit} s")
+
+
+@pytest.mark.integration
+def test_a_slow_loris_is_closed_after_5_s() -> None:
+    proc, addr = start_demo_with({})
+    try:
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"GET /slow?s=0 HTTP/1.1\r\n")
+            took = _closed_after(sock, 10, dribble=b"Host: x\r\nX-Slow: " + b"z" * 100)
+        assert http_limits.HEADER_TIMEOUT_S - 0.5 < took < 7
+    finally:
+        proc.stop()
+
+
+@pytest.mark.integration
+def test_the_header_timeout_runs_from_the_first_byte_of_each_request() -> None:
+    proc, addr = start_demo_with(
+        {http_limits.HEADER_TIMEOUT_ENV: "1", http_limits.IDLE_TIMEOUT_ENV: "30"}
+    )
+    try:
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:  # silent: closed after 1 s
+            assert 0.7 < _closed_after(sock, 5) < 2.5
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /slow?s=0 HTTP/1.1\r\n" + H + b"\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(1.5)  # idle, not reading a head: kept
+            sock.sendall(b"GET /slow?s=0 HTTP/1.1\r\n")
+            assert 0.7 < _closed_after(sock, 5) < 2.5
+    finally:
+        proc.stop()
+
+
+@pytest.mark.integration
+def test_an_idle_connection_is_closed_after_the_idle_timeout() -> None:
+    proc, addr = start_demo_with({http_limits.IDLE_TIMEOUT_ENV: "1.5"})
+    try:
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /slow?s=0 HTTP/1.1\r\n" + H + b"\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            assert 1.2 < _closed_after(sock, 5) < 3.5
+    finally:
+        proc.stop()
+
+
+@pytest.mark.integration
+def test_a_bad_timeout_in_the_environment_is_one_line_and_exit_1() -> None:
+    done = subprocess.run(
+        demo_argv("--listen", "127.0.0.1:0"),
+        cwd=ROOT,
+        env={**os.environ, http_limits.IDLE_TIMEOUT_ENV: "soon"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"demo: {http_limits.IDLE_TIMEOUT_ENV} must be a positive number of seconds, got 'soon'\n"
+    )
+
+
+@pytest.mark.integration
+def test_a_head_sent_in_time_is_read_even_when_the_loop_was_held_past_the_timeout() -> None:
+    proc, addr = start_demo_with({http_limits.HEADER_TIMEOUT_ENV: "1"})
+    try:
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as waiting:
+            time.sleep(0.3)  # accepted: its header time-out runs
+            with ThreadPoolExecutor(1) as pool:
+                blocked = pool.submit(get, addr, "/block?s=2.5")
+                time.sleep(0.5)  # the loop is held now
+                waiting.sendall(b"GET /slow?s=0 HTTP/1.1\r\n" + H + b"\r\n")
+                assert blocked.result(timeout=10)[0] == 200
+            # The time-out fell due while the loop was held, the head unread in the socket:
+            # the loop reads its sockets before it runs its timers again, so the head that
+            # came in time is answered, not cut off.
+            assert waiting.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.stop()

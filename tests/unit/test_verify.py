@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from bench.launch.probes import HttpExpect, HttpRequest
+from bench.launch.http_raw import expand
+from bench.launch.probes import HttpExpect, HttpProbe, HttpRequest, HttpSpec
 from bench.launch.verify import Vectors, VectorsError, case_parts, differences, load_vectors
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +62,112 @@ def test_a_case_the_probe_cannot_send_names_the_case_and_field() -> None:
     with pytest.raises(VectorsError) as err:
         case_parts(vectors, HttpRequest, HttpExpect)
     assert str(err.value).startswith("cases[0] (x): path: String should match pattern")
+
+
+# --- raw cases (bench/launch/http_raw.py) --------------------------------------------------------
+
+
+def _case_error(request: dict[str, object]) -> str:
+    vectors = Vectors.model_validate(
+        {"cases": [{"name": "x", "request": request, "expect": {"status": 400, "body": None}}]}
+    )
+    with pytest.raises(VectorsError) as err:
+        case_parts(vectors, HttpRequest, HttpExpect)
+    return str(err.value)
+
+
+def test_a_raw_case_is_checked_when_read() -> None:
+    assert _case_error({"raw": "GET /?q={x HTTP/1.1\r\n\r\n"}).startswith(
+        "cases[0] (x): raw: Value error, a lone '{' at character 8"
+    )
+    assert "raw is the whole request" in _case_error({"raw": "GET / HTTP/1.1", "method": "GET"})
+    assert "raw is the whole request" in _case_error({"raw": "x", "path": "/"})
+    assert "give path (with method and body) or raw" in _case_error({})
+
+
+def test_a_raw_case_with_expected_headers_parses() -> None:
+    vectors = Vectors.model_validate(
+        {
+            "cases": [
+                {
+                    "name": "big",
+                    "request": {"raw": "GET /?q={x*9000} HTTP/1.1\r\nHost: x\r\n\r\n"},
+                    "expect": {
+                        "status": 414,
+                        "headers": {"Content-Type": "application/json"},
+                        "body": {"error": {"code": "uri_too_long", "message": "<any-string>"}},
+                    },
+                }
+            ]
+        }
+    )
+    [(_, request, expect)] = case_parts(vectors, HttpRequest, HttpExpect)
+    assert request.raw is not None
+    assert request.path is None
+    assert len(expand(request.raw)) == len("GET /?q= HTTP/1.1\r\nHost: x\r\n\r\n") + 9000
+    assert expect.headers == {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("pattern", ["fanout", "workerpool"])
+def test_every_raw_vector_expands_and_expects_the_envelope(pattern: str) -> None:
+    vectors = load_vectors(REPO / "systems" / pattern / "vectors.json")
+    raw = [(n, r, e) for n, r, e in case_parts(vectors, HttpRequest, HttpExpect) if r.raw]
+    assert len(raw) >= 30
+    for name, request, expect in raw:
+        assert request.raw is not None
+        expand(request.raw)
+        if expect.status >= 400:
+            assert expect.headers["Content-Type"] == "application/json", name
+            assert set(expect.body) == {"error"}, name
+            assert expect.body["error"]["message"] == "<any-string>", name
+
+
+def _answer_once(answer: bytes) -> tuple[int, threading.Thread, list[bytes]]:
+    """A server on 127.0.0.1 that reads one request head, sends ``answer`` and closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        with listener, listener.accept()[0] as conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data)
+            conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return int(listener.getsockname()[1]), thread, seen
+
+
+@pytest.mark.timeout(30)
+def test_the_http_probe_sends_raw_cases_and_compares_status_headers_and_body() -> None:
+    envelope = b'{"error":{"code":"bad_request","message":"malformed request"}}'
+    answer = (
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+        + f"Content-Length: {len(envelope)}\r\n\r\n".encode()
+        + envelope
+    )
+    port, thread, seen = _answer_once(answer)
+    vectors = Vectors.model_validate(
+        {
+            "cases": [
+                {
+                    "name": "garbage",
+                    "request": {"raw": "\u0000{!*3}\r\n\r\n"},
+                    "expect": {
+                        "status": 431,
+                        "headers": {"content-type": "application/json"},
+                        "body": {"error": {"code": "bad_request", "message": "<any-string>"}},
+                    },
+                }
+            ]
+        }
+    )
+    problems = HttpProbe().verify(HttpSpec(), "127.0.0.1", port, vectors, timeout_s=5)
+    thread.join(timeout=5)
+    assert seen == [b"\x00!!!\r\n\r\n"]
+    assert problems == [
+        "garbage: status: expected 431, got 400",
+        "garbage: header content-type: expected 'application/json', got 'text/plain'",
+    ]

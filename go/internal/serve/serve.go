@@ -33,7 +33,17 @@ func UntilSignal(endpoints []Endpoint, grace time.Duration) error {
 // "listening on ADDR" lines on stderr mean the whole process is ready; serves
 // until ctx is done or a server fails; then stops accepting connections and
 // gives requests in flight at most grace to finish, closing what is left.
+//
+// Every server enforces the limits of limits.go (Guard, and the envelope in
+// place of net/http's own plain-text refusals) and closes a connection that
+// has not sent a whole request head within HeaderTimeout or stays idle for
+// IdleTimeout ($PATTERNBENCH_HEADER_TIMEOUT_S and $PATTERNBENCH_IDLE_TIMEOUT_S
+// override them).
 func Run(ctx context.Context, endpoints []Endpoint, grace time.Duration) error {
+	headerTimeout, idleTimeout, err := timeouts()
+	if err != nil {
+		return err
+	}
 	listeners := make([]net.Listener, 0, len(endpoints))
 	for _, ep := range endpoints {
 		ln, err := net.Listen("tcp", ep.Addr)
@@ -50,13 +60,13 @@ func Run(ctx context.Context, endpoints []Endpoint, grace time.Duration) error {
 	errc := make(chan error, len(listeners))
 	var wg sync.WaitGroup
 	for i, ln := range listeners {
-		srv := &http.Server{Handler: endpoints[i].Handler, ReadHeaderTimeout: 5 * time.Second}
+		srv := newServer(endpoints[i].Handler, headerTimeout, idleTimeout)
 		servers[i] = srv
 		fmt.Fprintf(os.Stderr, "listening on %s\n", ln.Addr())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(guardedListener{ln}); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
@@ -76,4 +86,17 @@ func Run(ctx context.Context, endpoints []Endpoint, grace time.Duration) error {
 	}
 	wg.Wait()
 	return serveErr
+}
+
+// newServer is the http.Server of one endpoint: h behind Guard, the time-outs,
+// and a head read limit of MaxHeadReadBytes. The general OPTIONS * handler is
+// off, so that Guard answers OPTIONS * as Python does.
+func newServer(h http.Handler, headerTimeout, idleTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:                      Guard(h),
+		ReadHeaderTimeout:            headerTimeout,
+		IdleTimeout:                  idleTimeout,
+		MaxHeaderBytes:               MaxHeadReadBytes - netHTTPSlop,
+		DisableGeneralOptionsHandler: true,
+	}
 }
