@@ -123,6 +123,8 @@ def _say(text: str) -> None:
 
 def _print_summary(result: RunResult) -> None:
     """One line per implementation and rate: the medians a reader looks for first."""
+    from bench.stats.summary import error_note
+
     for impl in result.implementations:
         if impl.status != "ok":
             _say(f"  {impl.name:<16} {impl.status}: {impl.error}")
@@ -138,6 +140,9 @@ def _print_summary(result: RunResult) -> None:
                 f"p50 {s['p50'].median:.2f} ms  p99 {s['p99'].median:.2f} ms  "
                 f"errors {100 * s['error_rate'].median:.2f}%"
             )
+            note = error_note(point)
+            if note is not None:
+                _say(f"  {'':<16} {'':>14}  {note}")
         if impl.knee_rps is not None:
             _say(f"  {impl.name:<16} knee: {impl.knee_rps:,.0f} req/s")
         if impl.search is not None:

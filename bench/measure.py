@@ -93,7 +93,7 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
     started = m.deployment.start(name, p, "measure")
     try:
         proc = started.system()
-        window = SystemWindow(proc, m.deployment.metrics_url(name))
+        window = SystemWindow(proc, m.deployment.metrics_url(name), float(p["cooldown_s"]))
         spec = _load_spec(m, name, rate, index)
         at = f"{rate:g} req/s, " if rate is not None else ""
         m.phase(name, f"{at}trial {index + 1}/{trials}", window_s)
@@ -101,6 +101,7 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
             load = m.engine.run(m.table, spec, m.supervisor, window, lambda s: m.advance(name, s))
         except SystemGone as e:
             raise ImplFailed(str(e), e.stderr_tail) from None
+        window.cool_down()
         code = proc.exit_code()
         if code is not None:
             raise ImplFailed(f"{exit_text(code)} during the run", proc.stderr_tail())

@@ -20,7 +20,9 @@ Schema history (bump SCHEMA_VERSION when a reader of an older file would misread
   records the engine's own table as used (`engine_spec`) instead of a locustfile. Percentiles
   have p95. An implementation that asked for a GPU records the device it got (`device`), the
   environment the GPUs found (`gpus`). The scenario says what the profile's time budget cut
-  (`notes`).
+  (`notes`). Later, without a new version (optional fields, so older files still load): a
+  trial's process stats may hold the RSS after a cool-down (`rss_after_cooldown_bytes`,
+  `cooldown_s`); a point's summary may hold `system_error_rate` and `generator_error_rate`.
 
 Files of versions 2 and 3 are upgraded on load, in one place (`bench.store.upgrade`).
 """
@@ -131,6 +133,14 @@ class ProcessStats(_Model):
     cpu_seconds: float
     cpu_percent: float = Field(description="% of one core, averaged over the measured window")
     peak_rss_bytes: int = Field(description="peak of the summed RSS of the process tree")
+    rss_after_cooldown_bytes: int | None = Field(
+        default=None,
+        description="summed RSS of the process tree `cooldown_s` after the load generator "
+        "stopped: what the system kept of the load (None: not sampled, as in older results)",
+    )
+    cooldown_s: float | None = Field(
+        default=None, description="seconds of no load before `rss_after_cooldown_bytes`"
+    )
 
 
 class Trial(_Model):
@@ -163,7 +173,10 @@ class LoadPoint(_Model):
     trials: list[Trial]
     summary: dict[str, Estimate] = Field(
         description="over valid trials: throughput_rps, achieved_rps, p50, p90, p95, p99, p999, "
-        "max (corrected), u_p50, u_p99 (uncorrected), error_rate"
+        "max (corrected), u_p50, u_p99 (uncorrected), error_rate, and its two parts: "
+        "system_error_rate (answers the system gave, such as 503) and generator_error_rate "
+        "(requests never answered: never sent at the generator's cap, timed out, connection "
+        "failed)"
     )
     valid: bool = Field(description="at least one valid trial, and most trials valid")
 

@@ -37,6 +37,7 @@ LOAD_PARAMS = (
 #: Optional harness parameters and their defaults when a pattern does not declare them.
 OPTIONAL_PARAMS: dict[str, ParamValue] = {
     "budget_s": 0.0,  # a profile's time budget for the measured trials; 0: none
+    "cooldown_s": 2.0,  # no load after a trial's window, then the system's RSS again; 0: none
 }
 _CHOICES = {
     "load_model": ("open-loop", "closed-loop"),
@@ -143,6 +144,7 @@ def check_load_params(params: Mapping[str, ParamValue], engines: Mapping[str, bo
         _positive(params, key)
     _positive(params, "warmup_s", zero=True)
     _positive(params, "budget_s", zero=True)
+    _positive(params, "cooldown_s", zero=True)
     closed = params["load_model"] == "closed-loop"
     if closed and not engines[str(params["engine"])]:
         raise ParamError(
@@ -170,9 +172,15 @@ class Budget:
     planned_s: float = 0.0
 
 
+def _fixed_s(params: Mapping[str, ParamValue]) -> float:
+    """Seconds of a trial besides its window: warm-up, cool-down and overhead."""
+    cooldown = float(params.get("cooldown_s", 0.0))
+    return float(params["warmup_s"]) + cooldown + TRIAL_OVERHEAD_S
+
+
 def trials_seconds(params: Mapping[str, ParamValue], points: int) -> float:
-    """Planned seconds of the trials: points × trials × (warm-up + window + overhead)."""
-    per_trial = float(params["warmup_s"]) + float(params["duration_s"]) + TRIAL_OVERHEAD_S
+    """Planned seconds of the trials: points × trials × (warm-up, window, cool-down, overhead)."""
+    per_trial = _fixed_s(params) + float(params["duration_s"])
     return points * int(params["trials"]) * per_trial
 
 
@@ -187,7 +195,7 @@ def plan_budget(params: Mapping[str, ParamValue], implementations: int, rates: i
         return Budget(planned_s=planned)
     trials, duration = int(params["trials"]), float(params["duration_s"])
     changes: dict[str, ParamValue] = {}
-    fixed = float(params["warmup_s"]) + TRIAL_OVERHEAD_S
+    fixed = _fixed_s(params)
     affordable = int(budget // (points * (fixed + duration)))
     if max(MIN_TRIALS, affordable) < trials:
         changes["trials"] = max(MIN_TRIALS, affordable)

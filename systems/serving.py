@@ -51,6 +51,7 @@ from systems.http_limits import (
     refusal,
     timeout_from_env,
 )
+from systems.overload import GreedySite
 
 #: How long requests in flight may take to finish after SIGTERM or SIGINT.
 SHUTDOWN_DRAIN_S: Final = 5.0
@@ -216,7 +217,7 @@ async def serve(
     runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_DRAIN_S)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host or None, port, backlog=1024).start()
+        await GreedySite(runner, host or None, port, backlog=1024).start()
         if ready is not None:
             await ready()
         bound, bound_port = runner.addresses[0][:2]

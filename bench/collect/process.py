@@ -1,7 +1,7 @@
 """CPU time and memory of a process tree, sampled in the background.
 
 A process pool's memory is the sum of its processes, so `TreeSampler` follows a process and all
-its descendants.
+its descendants, and `tree_rss` reads that sum once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,20 @@ import time
 import psutil
 
 from bench.models import ProcessStats
+
+
+def tree_rss(pid: int) -> int | None:
+    """The summed RSS of a process and its descendants now; None when the process is gone."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return None
+    rss = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            rss += proc.memory_info().rss
+    return rss
 
 
 class TreeSampler:

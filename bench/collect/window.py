@@ -1,14 +1,15 @@
 """The system's side of a measured window: its metrics and its process tree's CPU and memory,
-over the same window as the latencies.
+over the same window as the latencies, and its memory after a cool-down without load.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 
 import psutil
 
-from bench.collect.process import TreeSampler
+from bench.collect.process import TreeSampler, tree_rss
 from bench.collect.prometheus import metric_deltas, scrape
 from bench.launch.supervisor import RunningProcess, exit_text
 from bench.models import ProcessStats
@@ -28,14 +29,23 @@ class SystemWindow:
     A system that serves no metrics (no http probe and no `metrics` table) has only the process
     figures. An overloaded system may not answer /metrics in time: then the trial has no server-side
     figures (`metrics_error` says why) but stands. Only a system that died fails it.
+
+    `cool_down()`, called once the load generator has stopped, waits `cooldown_s` and samples the
+    tree's RSS again: what a service keeps of a load after it (a pool that grew and never shrinks,
+    a leak) shows there, where the peak alone cannot tell it from a transient.
     """
 
     #: Short, so that a slow scrape cannot move the window it measures.
     SCRAPE_TIMEOUT_S = 1.0
+    #: The default seconds of no load before the RSS is sampled again.
+    COOLDOWN_S = 2.0
 
-    def __init__(self, proc: RunningProcess, metrics_url: str | None) -> None:
+    def __init__(
+        self, proc: RunningProcess, metrics_url: str | None, cooldown_s: float = COOLDOWN_S
+    ) -> None:
         self._proc = proc
         self._metrics_url = metrics_url
+        self._cooldown_s = cooldown_s
         self._sampler: TreeSampler | None = None
         self._before: str | None = None
         self.metrics: dict[str, float] = {}
@@ -72,6 +82,21 @@ class SystemWindow:
         after = self._scrape("closed")
         if self._before is not None and after is not None:
             self.metrics = metric_deltas(self._before, after)
+
+    def cool_down(self) -> None:
+        """After the load: wait `cooldown_s`, then record the tree's RSS in `process`.
+
+        Nothing when the window never closed, `cooldown_s` is 0, or the system is gone (the
+        caller finds out from its exit code).
+        """
+        if self.process is None or self._cooldown_s <= 0:
+            return
+        time.sleep(self._cooldown_s)
+        rss = tree_rss(self._proc.pid)
+        if rss is not None:
+            self.process = self.process.model_copy(
+                update={"rss_after_cooldown_bytes": rss, "cooldown_s": self._cooldown_s}
+            )
 
     def _exit_code(self) -> int | None:
         """A dead process explains a silent /metrics best; give it a moment to be reaped."""

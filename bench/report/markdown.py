@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult
+from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
+from bench.stats.headroom import split_errors
+from bench.stats.summary import error_note
 
 CURVE_PNG = "throughput_latency.png"
 
@@ -76,6 +78,7 @@ def _verdicts(run: RunResult) -> list[str]:
                     f"trials were limited by the load generator ({reasons}) — {verdict}."
                 )
             lines += _gap(impl, point)
+            lines += _errors(impl, point)
             silent = [t for t in point.trials if t.server_metrics_error]
             if silent:
                 why = silent[0].server_metrics_error
@@ -88,6 +91,43 @@ def _verdicts(run: RunResult) -> list[str]:
     if run.environment.cpusets.shared:
         lines.append("- The system and the load generator shared CPUs: figures include contention.")
     return lines or ["- Every implementation passed its test vectors and every point is valid."]
+
+
+def _errors(impl: ImplementationResult, point: LoadPoint) -> list[str]:
+    """Whose a point's errors were: the system's answers (it shed load) or the generator's
+    (nobody answered: the system queued until the generator's cap, timeout or connection gave)."""
+    note = error_note(point)
+    if note is None:
+        return []
+    split = split_errors(*(t.load.error_kinds for t in point.trials))
+    line = f"- {impl.name} at {_rate(point)} req/s, {note}."
+    if split.generator_total > split.system_total:
+        line += (
+            " Most of them the system never answered: it did not refuse what it could not serve, "
+            "so requests waited until the generator gave up on them."
+        )
+    return [line]
+
+
+def _errors_cell(s: dict[str, Estimate]) -> str:
+    """errors %, and when there are any, its system / generator parts."""
+    if "error_rate" not in s:
+        return "—"
+    total = f"{100 * s['error_rate'].median:.2f}"
+    system, generator = s.get("system_error_rate"), s.get("generator_error_rate")
+    if s["error_rate"].median == 0 or system is None or generator is None:
+        return total
+    return f"{total} ({100 * system.median:.2f} / {100 * generator.median:.2f})"
+
+
+def _mib(value: int | None) -> str:
+    return "—" if value is None else f"{value / 2**20:.1f}"
+
+
+def _rss_after(trials: list[Trial]) -> str:
+    """The highest RSS after the cool-down over the trials that sampled it."""
+    after = [t.process.rss_after_cooldown_bytes for t in trials]
+    return _mib(max((a for a in after if a is not None), default=None))
 
 
 def _server(summary: dict[str, Estimate], key: str) -> str:
@@ -132,7 +172,8 @@ def _results_table(run: RunResult) -> list[str]:
             "p99.9 ms"]  # fmt: skip
     if open_loop:
         head += ["uncorrected p99 ms", "slip p99 ms"]
-    head += ["server p99 bucket ms", "errors %", "CPU %", "peak RSS MiB", "generator CPU %"]
+    head += ["server p99 bucket ms", "errors % (system / generator)", "CPU %", "peak RSS MiB",
+             "RSS after cool-down MiB", "generator CPU %"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for impl in run.implementations:
         if not impl.points:
@@ -141,16 +182,16 @@ def _results_table(run: RunResult) -> list[str]:
             s = point.summary
             rss = max(t.process.peak_rss_bytes for t in point.trials) / 2**20
             gen = max(t.load.generator_cpu_percent for t in point.trials)
-            errors = f"{100 * s['error_rate'].median:.2f}" if "error_rate" in s else "—"
             row = [impl.name, _rate(point), "yes" if point.valid else "**no**"]
             row += [_est(s, key) for key in ("throughput_rps", "p50", "p95", "p99", "p999")]
             if open_loop:
                 row += [_est(s, "u_p99"), _est(s, "slip_p99")]
             row += [
                 _server(s, "p99"),
-                errors,
+                _errors_cell(s),
                 _est(s, "cpu_percent"),
                 f"{rss:.1f}",
+                _rss_after(point.trials),
                 f"{gen:.0f}",
             ]
             lines.append("| " + " | ".join(row) + " |")
@@ -162,8 +203,9 @@ def _trials_table(run: RunResult) -> list[str]:
         '<details markdown="1"><summary>Every trial</summary>',
         "",
         "| implementation | target req/s | trial | valid | sent req/s | p50 ms | p95 ms | p99 ms "
-        "| errors | generator CPU % | why invalid |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| errors (system / generator) | peak RSS MiB | RSS after cool-down MiB "
+        "| generator CPU % | why invalid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for impl in run.implementations:
         for point in impl.points:
@@ -171,11 +213,16 @@ def _trials_table(run: RunResult) -> list[str]:
                 lat = t.load.latency_ms
                 valid = "yes" if t.valid else "no"
                 p95 = _num(lat.p95) if lat.p95 is not None else "—"
+                split = split_errors(t.load.error_kinds)
+                errors = f"{t.load.errors}"
+                if split.total:
+                    errors += f" ({split.system_total} / {split.generator_total})"
                 lines.append(
                     f"| {impl.name} | {_rate(point)} | {t.index + 1} | {valid} "
                     f"| {_num(t.load.achieved_rps)} | {_num(lat.p50)} | {p95} | {_num(lat.p99)} "
-                    f"| {t.load.errors} | {t.load.generator_cpu_percent:.0f} "
-                    f"| {'; '.join(t.invalid_reasons)} |"
+                    f"| {errors} | {_mib(t.process.peak_rss_bytes)} "
+                    f"| {_mib(t.process.rss_after_cooldown_bytes)} "
+                    f"| {t.load.generator_cpu_percent:.0f} | {'; '.join(t.invalid_reasons)} |"
                 )
     return [*lines, "", "</details>", ""]
 
@@ -245,9 +292,13 @@ def render_markdown(
         *_results_table(run),
         "",
         "Server p99 is the bucket of the system's own latency histogram that its p99 lies in: "
-        "the server cannot say more. CPU % and peak RSS are the implementation's whole process "
-        "tree (a process pool's memory is the sum of its processes; shared pages count in each), "
-        "CPU in % of one core; generator CPU % is the highest of the trials.",
+        "the server cannot say more. Errors are split by who produced them: the system's "
+        "answers (a status such as 503: it refused) and the generator's (no answer: never sent "
+        "at its in-flight cap, timed out, connection failed). CPU % and RSS are the "
+        "implementation's whole process tree (a process pool's memory is the sum of its "
+        "processes; shared pages count in each), CPU in % of one core; RSS after cool-down is "
+        "sampled once the load has stopped for the `cooldown_s` parameter's seconds, the highest "
+        "of the trials, as are peak RSS and generator CPU %.",
         "",
     ]
     if curve_png:

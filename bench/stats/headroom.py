@@ -15,11 +15,19 @@ invalid — kept in the result, shown in the report, refused by every comparison
 Why the cap changes the verdict: by Little's law a full cap of C requests at rate R means the
 system took longer than C/R to answer (1000 at 4,000 req/s: over 250 ms). The requests that
 could not be sent are then the overloaded system's, and count as its errors.
+
+Whose errors (``split_errors``): an error the system answered with a status (a 503 refusal) is
+the system's answer; one the generator counted because no answer came (never sent at its
+in-flight cap, timed out, connection refused) is the generator's count. Both count against the
+system in a valid trial; the split says how it failed: a system that sheds load shows the first,
+a system that queues until its clients give up shows the second, and the report says which.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from bench.models import LoadStats
 
@@ -80,3 +88,63 @@ def invalid_reasons(load: LoadStats, *, poisson: bool = False) -> list[str]:
                 f"(limit {MAX_SLIP_P99_MS:g} ms)"
             )
     return reasons
+
+
+# --- whose errors: the system's answers or the generator's ----------------------------------------
+
+#: Error kinds that name a status the system answered with: its own refusals and failures.
+#: Every other kind (loadgen's "unsent", "timeout" and "connection", Locust's exception names) is a
+#: request the system never answered, counted by the generator.
+SYSTEM_KIND_PREFIXES = ("HTTP ", "grpc ")
+#: What each of the generator's own error kinds means, said in a report.
+GENERATOR_KINDS = {
+    "timeout": "no answer within the generator's timeout",
+    "connection": "connection refused, reset or closed without an answer",
+}
+
+
+@dataclass(frozen=True)
+class ErrorSplit:
+    """A window's errors by who produced them: ``system`` answered each with a status (a 503
+    refusal, a 500), ``generator`` counted each because no answer came (never sent, timed out,
+    connection failed). Each maps an error kind to its count."""
+
+    system: dict[str, int]
+    generator: dict[str, int]
+
+    @property
+    def system_total(self) -> int:
+        return sum(self.system.values())
+
+    @property
+    def generator_total(self) -> int:
+        return sum(self.generator.values())
+
+    @property
+    def total(self) -> int:
+        return self.system_total + self.generator_total
+
+
+def answered_by_system(kind: str) -> bool:
+    return kind.startswith(SYSTEM_KIND_PREFIXES)
+
+
+def split_errors(*error_kinds: Mapping[str, int]) -> ErrorSplit:
+    """The errors of one or more windows (their ``error_kinds``, summed), by who produced them."""
+    system: dict[str, int] = {}
+    generator: dict[str, int] = {}
+    for kinds in error_kinds:
+        for kind, count in kinds.items():
+            side = system if answered_by_system(kind) else generator
+            side[kind] = side.get(kind, 0) + count
+    return ErrorSplit(system=system, generator=generator)
+
+
+def describe_generator_kind(kind: str, cap_hit: bool) -> str:
+    """One of the generator's error kinds in words, for a report; ``cap_hit``: the generator's
+    in-flight cap was reached in the window."""
+    if kind == UNSENT:
+        if cap_hit:
+            return "never sent: the generator's in-flight cap was full"
+        return "never sent: the generator fell behind its schedule"
+    return GENERATOR_KINDS.get(kind, f"{kind} (no answer)")

@@ -1,7 +1,10 @@
 """From trials to a load point: which trials count, and their medians with confidence intervals.
 
 Pure functions over result models. Only valid trials (the generator was not the limit) are
-summarised; a point is valid when at least half of its trials are.
+summarised; a point is valid when at least half of its trials are. A point's errors are split by
+who produced them (``bench.stats.headroom.split_errors``): ``system_error_rate`` are answers the
+system gave (a 503 refusal), ``generator_error_rate`` requests it never answered; ``error_note``
+says so in a sentence.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 from bench.models import Estimate, LoadPoint, Trial
 from bench.stats import slo as slo_
 from bench.stats.confidence import summarize
+from bench.stats.headroom import describe_generator_kind, split_errors
 
 
 def trial_metrics(trial: Trial) -> dict[str, float]:
@@ -31,6 +35,10 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
     if load.slip_ms is not None:
         metrics["slip_p99"] = load.slip_ms.p99
     metrics |= {f"server_{key}": value for key, value in trial.server_latency_ms.items()}
+    split = split_errors(load.error_kinds)
+    requests = max(load.requests, 1)
+    metrics["system_error_rate"] = split.system_total / requests
+    metrics["generator_error_rate"] = split.generator_total / requests
     return metrics
 
 
@@ -61,3 +69,31 @@ def slo_point(point: LoadPoint, slo: slo_.Slo) -> slo_.Point:
     errors = point.summary["error_rate"].median if "error_rate" in point.summary else 1.0
     rate = point.target_rps if point.target_rps is not None else 0.0
     return slo_.Point(rate=rate, latency_ms=latency, error_rate=errors, valid=point.valid)
+
+
+def error_note(point: LoadPoint) -> str | None:
+    """Whose errors a point's are, over all its trials, in one sentence; None without errors.
+
+    E.g. "errors: 99.2% answered by the system (HTTP 503: 27,181), 0.8% the generator's
+    (never sent: the generator's in-flight cap (1,000) was full: 176)".
+    """
+    split = split_errors(*(t.load.error_kinds for t in point.trials))
+    if split.total == 0:
+        return None
+    cap_hit = any(t.load.in_flight_cap_hit for t in point.trials)
+
+    def listed(kinds: dict[str, int], words: bool) -> str:
+        ordered = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ", ".join(
+            f"{describe_generator_kind(k, cap_hit) if words else k}: {n:,}" for k, n in ordered
+        )
+
+    parts = []
+    if split.system:
+        share = 100.0 * split.system_total / split.total
+        parts.append(f"{share:.1f}% answered by the system ({listed(split.system, False)})")
+    if split.generator:
+        share = 100.0 * split.generator_total / split.total
+        listing = listed(split.generator, True)
+        parts.append(f"{share:.1f}% the generator's, never answered ({listing})")
+    return "errors: " + ", ".join(parts)

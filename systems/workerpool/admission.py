@@ -1,7 +1,10 @@
 """Admission and the three ways a /work task runs: inline on the loop, on threads, on processes.
 
 Admission is one count, ``in_flight``: tasks admitted and unfinished, at most ``workers +
-queue`` (the pool's ``capacity``); a task beyond it raises ``Overloaded`` at once. The deadline
+queue`` (the pool's ``capacity``); a task beyond it raises ``Overloaded`` at once. A thread or
+process pool may be given an ``AdaptiveLimit`` (``systems/overload.py``) whose ``value``, at
+most the capacity, is lowered while the event loop runs late (worker threads holding the GIL,
+worker processes taking the CPUs): a task beyond it raises ``Behind``. The deadline
 is a ``time.monotonic()`` instant, one clock for every process on the machine. A cancelled
 ``run`` (the client went away) drops its task exactly as the deadline does.
 
@@ -41,6 +44,7 @@ from systems.workerpool.kernels import hash_chain, spin
 from systems.workerpool.pools import PoolKind, Task, make_executor, warm_up
 
 if TYPE_CHECKING:
+    from systems.overload import AdaptiveLimit
     from systems.workerpool.metrics import Metrics
 
 # Loop turns from the loop unblocking to a request's admission, measured with uvloop and
@@ -129,6 +133,11 @@ class Overloaded(Exception):
     """``workers + queue`` tasks are already admitted and unfinished."""
 
 
+class Behind(Overloaded):
+    """Fewer than ``workers + queue`` are admitted, but as many as the adaptive limit allows
+    while the event loop runs late."""
+
+
 class ShuttingDown(Exception):
     """The service is stopping and the drain time is over: the task will not run."""
 
@@ -185,7 +194,7 @@ class ExecutorPool:
     """``threads`` and ``processes``: tasks submitted to a concurrent.futures executor.
 
     ``board`` is given for a process pool (see ``CancelBoard``); a thread pool's queued futures
-    can always be cancelled.
+    can always be cancelled. ``limit``, when given, lowers the capacity while the loop is late.
     """
 
     def __init__(
@@ -195,6 +204,7 @@ class ExecutorPool:
         capacity: int,
         metrics: Metrics,
         board: CancelBoard | None,
+        limit: AdaptiveLimit | None = None,
     ) -> None:
         self.in_flight = 0
         self._executor = executor
@@ -202,6 +212,7 @@ class ExecutorPool:
         self._capacity = capacity
         self._metrics = metrics
         self._board = board
+        self._limit = limit
 
     async def run(self, task: Task, deadline: float) -> str:
         """The task's output; raises Overloaded, or TimeoutError when the deadline passed first.
@@ -211,6 +222,8 @@ class ExecutorPool:
         """
         if self.in_flight >= self._capacity:
             raise Overloaded
+        if self._limit is not None and self.in_flight >= self._limit.value:
+            raise Behind
         loop = asyncio.get_running_loop()
         board = self._board
         slot = 0 if board is None else board.take()
@@ -268,8 +281,18 @@ class ExecutorPool:
 Pool = InlinePool | ExecutorPool
 
 
-def make_pool(kind: PoolKind, workers: int, capacity: int, metrics: Metrics) -> Pool:
-    """A pool of ``kind`` that admits ``capacity`` tasks, its workers not started yet."""
+def make_pool(
+    kind: PoolKind,
+    workers: int,
+    capacity: int,
+    metrics: Metrics,
+    limit: AdaptiveLimit | None = None,
+) -> Pool:
+    """A pool of ``kind`` that admits ``capacity`` tasks, its workers not started yet.
+
+    ``limit`` applies to thread and process pools: inline kernels block the loop by design, so
+    its lateness says nothing there (the queue bounds the wait instead).
+    """
     executor = make_executor(kind, workers)
     if executor is None:
         return InlinePool(capacity, metrics)
@@ -278,4 +301,4 @@ def make_pool(kind: PoolKind, workers: int, capacity: int, metrics: Metrics) -> 
     except BaseException:
         executor.shutdown(wait=False)
         raise
-    return ExecutorPool(executor, workers, capacity, metrics, board)
+    return ExecutorPool(executor, workers, capacity, metrics, board, limit)

@@ -1,16 +1,20 @@
 """The worker-pool service: command line, HTTP front, start-up and shutdown.
 
     python -m systems.workerpool.service --pool sync|threads|processes \\
-        [--workers N] [--queue N] [--timeout-ms N] [--listen 127.0.0.1:8080]
+        [--workers N] [--queue N] [--timeout-ms N] [--max-lag-ms N] [--listen 127.0.0.1:8080]
 
 One handler that routes by path (every error is the contract's JSON envelope), on the shared
 scaffold (``systems/serving.py``), uvloop, one process (plus the worker processes of ``--pool
 processes``). ``request`` parses and validates a /work request; ``admission`` admits its task
 and runs it in the pool. See ``README.md``, "The service contract".
 
-Validation comes first, so a 400 never takes a slot. The deadline (``--timeout-ms``) runs from
-the request's arrival at the handler. A client that goes away cancels its handler (aiohttp's
-``handler_cancellation``), which drops its task exactly as the deadline does.
+Validation comes first, so a 400 never takes a slot. A thread or process pool admits fewer than
+``workers + queue`` while the event loop runs more than ``--max-lag-ms`` late
+(``systems.overload.AdaptiveLimit``): the workers hold the GIL or the CPUs the loop needs to read
+and refuse requests, and a bound the loop cannot enforce in time bounds nothing. The deadline
+(``--timeout-ms``) runs from the request's arrival at the handler. A client that goes away
+cancels its handler (aiohttp's ``handler_cancellation``), which drops its task exactly as the
+deadline does.
 
 On SIGTERM or SIGINT the service stops accepting, lets the requests in flight finish until 5 s
 after the signal (no sync kernel starts later than that), then answers those still waiting
@@ -33,9 +37,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from systems import serving
+from systems.overload import AdaptiveLimit
 from systems.serving import error_body, json_response
 from systems.workerpool.admission import (
     SETTLE_TURNS,
+    Behind,
     InlinePool,
     Overloaded,
     Pool,
@@ -54,6 +60,8 @@ from systems.workerpool.request import (
 )
 
 MAX_WORKERS: Final = 256
+#: The --max-lag-ms default (README, "Admission, the bounded queue and the deadline").
+DEFAULT_MAX_LAG_MS: Final = 50
 WARM_UP_S: Final = 60.0
 WORK: Final = "/work"
 
@@ -71,6 +79,7 @@ class Config:
     workers: int
     queue: int
     timeout_ms: int
+    max_lag_ms: int
 
 
 def default_workers() -> int:
@@ -86,6 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p.add_argument("--workers", type=serving.int_in(1, MAX_WORKERS), default=None)
     p.add_argument("--queue", type=serving.int_in(0, 100_000), default=64)
     p.add_argument("--timeout-ms", type=serving.int_in(1, 600_000), default=10_000)
+    p.add_argument("--max-lag-ms", type=serving.int_in(0, 600_000), default=DEFAULT_MAX_LAG_MS)
     a = p.parse_args(argv)
     pool: PoolKind = a.pool
     if pool == "sync":
@@ -101,6 +111,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         workers=workers,
         queue=a.queue,
         timeout_ms=a.timeout_ms,
+        max_lag_ms=a.max_lag_ms,
     )
 
 
@@ -109,6 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
 
 _INTERNAL = error_body("internal", "internal error: the task failed in the pool")
 _SHUTTING_DOWN = error_body("overloaded", "the service is shutting down, retry elsewhere")
+_BEHIND = error_body("overloaded", "the service is falling behind, retry later")
 
 
 def _not_allowed(method: str, allow: str) -> web.Response:
@@ -175,6 +187,8 @@ class Handler:
             return json_response(504, self._deadline)
         try:
             output = await self._pool.run(task, deadline)
+        except Behind:
+            return json_response(503, _BEHIND, {"Retry-After": "1"})
         except Overloaded:
             return json_response(503, self._overloaded, {"Retry-After": "1"})
         except TimeoutError:
@@ -254,9 +268,14 @@ async def run(config: Config) -> None:
     """
     if config.pool == "processes":
         _start_forkserver_deaf()
-    serving.raise_fd_limit(config.workers + config.queue + 1024)
+    # Admission bounds tasks, not connections: a refused client keeps its connection.
+    serving.raise_fd_limit(config.workers + config.queue + 4096)
     metrics = Metrics(config.workers)
-    pool = make_pool(config.pool, config.workers, config.workers + config.queue, metrics)
+    capacity = config.workers + config.queue
+    # Inline kernels block the loop by design: its lateness says nothing there.
+    limit = AdaptiveLimit(capacity, 0 if config.pool == "sync" else config.max_lag_ms / 1000)
+    pool = make_pool(config.pool, config.workers, capacity, metrics, limit)
+    limit.start()
     try:
         metrics.http.watch_in_flight(lambda: pool.in_flight)
         handler = Handler(pool, metrics, config)
@@ -274,6 +293,7 @@ async def run(config: Config) -> None:
             handler_cancellation=True,
         )
     finally:
+        limit.stop()
         await pool.close()  # waits for running kernels (at most ~2 s each by the limits)
 
 

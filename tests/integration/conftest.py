@@ -46,7 +46,7 @@ settings.load_profile(os.environ.get("PATTERNBENCH_HYPOTHESIS_PROFILE", "ci"))
 
 #: Short enough for CI, long enough for a few hundred requests per implementation and trial.
 SHORT = {"duration_s": "2", "warmup_s": "1", "rate": "150", "rates": "", "trials": "2",
-         "users": "4", "user_rate": "25"}  # fmt: skip
+         "users": "4", "user_rate": "25", "cooldown_s": "0.2"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -127,6 +127,8 @@ def test_vectors(latencysim: Path, procs: list[Proc]) -> None:
     )
     for case in VECTORS["cases"]:
         req, want = case["request"], case["expect"]
+        if "raw" in req:  # malformed bytes: test_malformed_http.py and the harness send those
+            continue
         status, headers, body = request(addr, req["path"], req["method"])
         assert status == want["status"], case["name"]
         assert headers["content-type"].startswith("application/json"), case["name"]

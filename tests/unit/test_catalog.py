@@ -101,7 +101,7 @@ def test_unknown_param_and_bad_value_are_one_line_errors(tmp_path: Path) -> None
     pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
     with pytest.raises(
         CatalogError,
-        match=r"--param nope: demo has no such parameter \(arrival, budget_s, duration_s",
+        match=r"--param nope: demo has no such parameter \(arrival, budget_s, cooldown_s, dura",
     ):
         pattern.resolve_params("default", {"nope": "1"})
     with pytest.raises(CatalogError, match=r"--param k=four: expected int like 4"):

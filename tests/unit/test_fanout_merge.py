@@ -101,7 +101,7 @@ def test_flag_defaults() -> None:
     assert (c.host, c.port) == ("127.0.0.1", 8080)
     assert [str(r) for r in c.replicas] == ["http://127.0.0.1:9101"]
     assert (c.fanout, c.call_timeout_ms, c.deadline_ms) == (4, 100, 250)
-    assert (c.hedge_delay_ms, c.max_in_flight) == (0, 1024)
+    assert (c.hedge_delay_ms, c.max_in_flight, c.max_lag_ms) == (0, 128, 10)
 
 
 def test_flags_in_full() -> None:
@@ -133,6 +133,7 @@ def test_flags_in_full() -> None:
         (["--deadline-ms", "1.5"], "--deadline-ms"),
         (["--hedge-delay-ms", "-1"], "--hedge-delay-ms"),
         (["--max-in-flight", "0"], "--max-in-flight"),
+        (["--max-lag-ms", "-1"], "--max-lag-ms"),
         (["--listen", "nohost"], "--listen"),
         (["--listen", "127.0.0.1:70000"], "--listen"),
         (["--replicas", "ftp://127.0.0.1:1"], "--replicas"),

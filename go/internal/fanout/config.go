@@ -30,8 +30,16 @@ type Config struct {
 	CallTimeout time.Duration // per attempt
 	Deadline    time.Duration // whole catalog request
 	HedgeDelay  time.Duration // 0: no hedging
-	MaxInFlight int
+	MaxInFlight int           // catalog requests in progress at most
+	MaxLag      time.Duration // shrink the in-flight limit while goroutines wait this long to run; 0: never
 }
+
+// The defaults of --max-in-flight and --max-lag-ms (systems/fanout/README.md,
+// "Overload", derives them).
+const (
+	DefaultMaxInFlight = 128
+	DefaultMaxLagMs    = 10
+)
 
 // ParseFlags reads the command line. The error, if any, is one line naming the
 // offending flag, for the caller to print before exiting with status 2.
@@ -45,7 +53,8 @@ func ParseFlags(args []string) (Config, error) {
 		callMs   = fs.Int("call-timeout-ms", 100, "timeout of one backend call attempt in ms")
 		deadMs   = fs.Int("deadline-ms", 250, "deadline of the whole catalog request in ms")
 		hedgeMs  = fs.Int("hedge-delay-ms", 0, "hedge a call to the next replica after this many ms; 0 disables")
-		maxIn    = fs.Int("max-in-flight", 1024, "catalog requests served at once; beyond that 503")
+		maxIn    = fs.Int("max-in-flight", DefaultMaxInFlight, "catalog requests served at once at most; beyond the limit 503")
+		maxLagMs = fs.Int("max-lag-ms", DefaultMaxLagMs, "lower the in-flight limit while goroutines wait this many ms to run; 0 disables")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -66,6 +75,7 @@ func ParseFlags(args []string) (Config, error) {
 		Deadline:    time.Duration(*deadMs) * time.Millisecond,
 		HedgeDelay:  time.Duration(*hedgeMs) * time.Millisecond,
 		MaxInFlight: *maxIn,
+		MaxLag:      time.Duration(*maxLagMs) * time.Millisecond,
 	}
 	if *replicas == "" {
 		return Config{}, errors.New("--replicas: required")
@@ -80,7 +90,7 @@ func ParseFlags(args []string) (Config, error) {
 	for _, c := range []struct {
 		flag string
 		v    int
-	}{{"--call-timeout-ms", *callMs}, {"--deadline-ms", *deadMs}, {"--hedge-delay-ms", *hedgeMs}} {
+	}{{"--call-timeout-ms", *callMs}, {"--deadline-ms", *deadMs}, {"--hedge-delay-ms", *hedgeMs}, {"--max-lag-ms", *maxLagMs}} {
 		if c.v < 0 {
 			return Config{}, fmt.Errorf("%s: must be non-negative, got %d", c.flag, c.v)
 		}
@@ -109,6 +119,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--hedge-delay-ms: hedging needs at least two --replicas, got %d", len(c.Replicas))
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("--max-in-flight: must be at least 1, got %d", c.MaxInFlight)
+	case c.MaxLag < 0:
+		return fmt.Errorf("--max-lag-ms: must be non-negative, got %v", c.MaxLag)
 	}
 	return nil
 }

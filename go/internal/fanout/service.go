@@ -44,7 +44,7 @@ type Service struct {
 	byName   []int    // indexes into backends, sorted by name, for "missing"
 	client   *http.Client
 	rr       []paddedCounter // round-robin primary replica, per backend
-	inFlight atomic.Int64
+	lim      *limiter        // admission (admission.go)
 	m        *metrics
 	mux      *http.ServeMux
 }
@@ -86,9 +86,10 @@ func New(cfg Config) (*Service, error) {
 			// A redirect is a non-200 answer, hence an error, not a second call.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		rr: make([]paddedCounter, len(backends)),
+		rr:  make([]paddedCounter, len(backends)),
+		lim: newLimiter(cfg.MaxInFlight, cfg.MaxLag),
 	}
-	s.m = newMetrics(backends, &s.inFlight)
+	s.m = newMetrics(backends, &s.lim.inFlight)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/catalog/{item_id...}", s.counted(s.catalog))
@@ -105,9 +106,12 @@ func New(cfg Config) (*Service, error) {
 // ServeHTTP routes a request; Service is the whole server's handler.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Close releases the idle backend connections; call it after the HTTP server
-// has shut down.
-func (s *Service) Close() { s.client.CloseIdleConnections() }
+// Close stops the admission's ticker and releases the idle backend
+// connections; call it after the HTTP server has shut down.
+func (s *Service) Close() {
+	s.lim.close()
+	s.client.CloseIdleConnections()
+}
 
 // counted wraps a handler that reports its status, so that every answer but a
 // GET of /healthz or /metrics is counted in fanout_requests_total and timed in
@@ -144,6 +148,7 @@ var (
 	notFoundBody   = httpjson.Envelope("not_found", "no such path")
 	notAllowedBody = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
 	overloadedBody = httpjson.Envelope("overloaded", "too many requests in flight, retry later")
+	retryAfter     = []string{"1"}
 )
 
 func notFound(w http.ResponseWriter, _ *http.Request) int {
@@ -169,14 +174,14 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 		httpjson.Write(w, http.StatusBadRequest, badItemBody)
 		return http.StatusBadRequest
 	}
-	if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
-		s.inFlight.Add(-1)
-		h := w.Header()
-		h["Retry-After"] = []string{"1"}
+	// Admission comes before anything is allocated for the request (a
+	// context, the parts, the calls' goroutines).
+	if !s.lim.admit() {
+		w.Header()["Retry-After"] = retryAfter
 		httpjson.Write(w, http.StatusServiceUnavailable, overloadedBody)
 		return http.StatusServiceUnavailable
 	}
-	defer s.inFlight.Add(-1)
+	defer s.lim.release()
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Deadline)
 	defer cancel()

@@ -181,6 +181,9 @@ func TestVectors(t *testing.T) {
 	_, base := startService(t, Config{Workers: v.Params.Workers, Queue: v.Params.Queue,
 		Timeout: time.Duration(v.Params.TimeoutMs) * time.Millisecond}, nil)
 	for _, c := range v.Cases {
+		if c.Request.Path == "" { // a raw case (malformed HTTP): the scaffold answers it, see serve
+			continue
+		}
 		t.Run(c.Name, func(t *testing.T) {
 			method := c.Request.Method
 			if method == "" {
