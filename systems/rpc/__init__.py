@@ -1,0 +1,1 @@
+"""The rpc pattern: a recommendations service over gRPC and REST/JSON (proto/recommendations/v1)."""
