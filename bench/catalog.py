@@ -18,7 +18,6 @@ placeholder takes the parameter's own type (`when = "{inprocess}"` is a boolean)
 
 from __future__ import annotations
 
-import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,9 +35,9 @@ from bench.params import (
     coerce_durations,
     parse_param,
 )
+from bench.templates import placeholders, render_table, strings
 
 BUILTIN_NAMES = ("python", "root", "port")
-_SINGLE = string.Formatter()
 
 
 class CatalogError(Exception):
@@ -236,52 +235,17 @@ class Pattern(_Model):
         return {name: spec for name, spec in found.items() if spec is not None}
 
 
-def _placeholders(template: str) -> list[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-
-
-def render(templates: list[str], values: Mapping[str, object]) -> list[str]:
-    return [t.format_map(values) for t in templates]
-
-
-def render_table(value: Any, values: Mapping[str, object], *, typed: bool = True) -> Any:
-    """Every string of a TOML value rendered; a table's value that is one placeholder keeps the
-    parameter's type (items of a list, such as command arguments, stay strings)."""
-    if isinstance(value, str):
-        parts = list(_SINGLE.parse(value))
-        if len(parts) == 1 and parts[0][0] == "" and parts[0][1] and not parts[0][2]:
-            name = parts[0][1]
-            if typed and name in values and not parts[0][3]:
-                return values[name]
-        return value.format_map(values)
-    if isinstance(value, dict):
-        return {k: render_table(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render_table(v, values, typed=False) for v in value]
-    return value
-
-
-def _strings(value: Any, where: str) -> list[tuple[str, str]]:
-    if isinstance(value, str):
-        return [(where, value)]
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, f"{where}.{k}")]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _strings(v, f"{where}[{i}]")]
-    return []
-
-
 def _check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
     known = pattern.template_names()
-    found = _strings(raw.get("args", []), "args") + _strings(raw.get("scenario", {}), "scenario")
-    found += _strings(raw.get("studies", {}), "studies")
+    found = strings(raw.get("args", []), "args") + strings(raw.get("scenario", {}), "scenario")
+    found += strings(raw.get("studies", {}), "studies")
     for group in ("support", "implementations"):
         for name, table in raw.get(group, {}).items():
             for key in ("command", "setup", "reset"):
-                found += _strings(table.get(key, []), f"{group}.{name}.{key}")
+                found += strings(table.get(key, []), f"{group}.{name}.{key}")
     for where, template in found:
         try:
-            fields = _placeholders(template)
+            fields = placeholders(template)
         except ValueError as e:
             raise CatalogError(f"{file}: {where}: {e}") from None
         for name in fields:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.catalog import CatalogError, Pattern, load_catalog, render_table, template_values
+from bench.catalog import CatalogError, Pattern, load_catalog, template_values
 from bench.gate import compare, gate_report
 from bench.launch.cpusets import plan
 from bench.models import ImplementationResult, LoadPoint, ParamValue, RunResult
@@ -37,6 +37,7 @@ from bench.stats.summary import make_point
 from bench.store import save_run
 from bench.studies import instructions as instr
 from bench.studies.pools_plan import PoolSpec
+from bench.templates import render_table
 
 GATE_PROFILE = "gate"
 SIDES = ("base", "head")

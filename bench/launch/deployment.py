@@ -28,7 +28,6 @@ from bench.catalog import (
     KindTable,
     Pattern,
     Support,
-    render,
     template_values,
 )
 from bench.launch.devices import Gpu, assign
@@ -43,6 +42,7 @@ from bench.launch.supervisor import (
 )
 from bench.launch.verify import Vectors
 from bench.models import CpuSets, ParamValue
+from bench.templates import render
 
 HOST = "127.0.0.1"
 COMMAND_TIMEOUT_S = 120.0

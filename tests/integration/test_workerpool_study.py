@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from bench.catalog import render_table
 from bench.studies.base import StudyContext
 from bench.studies.pools import PoolStudy
 from bench.studies.pools_data import from_study
 from bench.studies.pools_figures import off_size
 from bench.studies.pools_plan import PoolSpec
+from bench.templates import render_table
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

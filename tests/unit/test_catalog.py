@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import CatalogError, load_catalog, load_pattern, render, render_table
+from bench.catalog import CatalogError, load_catalog, load_pattern
 from bench.cli import PARTS
 from bench.params import ParamError, parse_param
+from bench.templates import render, render_table
 
 KINDS = PARTS.kinds()
 
