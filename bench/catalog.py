@@ -123,6 +123,11 @@ class Implementation(_Model):
     ready_timeout_s: float = 20.0
     needs: list[str] = Field(default=[], description="the support processes it is started with")
     gpu: bool = Field(default=False, description="one GPU when the machine has one, else none")
+    scenario: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="`[implementations.<name>.scenario.<engine>]`: this implementation's own "
+        "table for an engine, in place of the pattern's (a gRPC server beside REST ones)",
+    )
 
     def metrics_endpoint(self) -> Metrics | None:
         if self.metrics is not None:
@@ -210,16 +215,32 @@ class Pattern(_Model):
                         f"--param {key}: {self.pattern} has no such parameter ({known})"
                     )
                 params[key] = parse_param(key, text, params[key])
-            engines = {e: e in self.kinds.closed_loop for e in self.scenario.engines()}
+            engines = {e: e in self.kinds.closed_loop for e in self.engine_names()}
             check_load_params(params, engines)
         except ParamError as e:
             raise CatalogError(str(e)) from None
         return params
 
-    def engine_table(self, engine: str, values: Mapping[str, object]) -> BaseModel:
-        """The engine's `[scenario.<engine>]` table, rendered and checked by its model."""
-        raw = render_table(self.scenario.engines()[engine], values)
-        return self.kinds.engines[engine].model_validate(raw)
+    def engine_table(
+        self, engine: str, values: Mapping[str, object], implementation: str | None = None
+    ) -> BaseModel:
+        """The engine's `[scenario.<engine>]` table (the implementation's own when it has one),
+        rendered and checked by its model."""
+        own = self.implementations[implementation].scenario if implementation else {}
+        table = own.get(engine, self.scenario.engines().get(engine))
+        if table is None:
+            raise CatalogError(
+                f"{self.pattern}: no [scenario.{engine}] table"
+                + (f" for implementation {implementation}" if implementation else "")
+            )
+        return self.kinds.engines[engine].model_validate(render_table(table, values))
+
+    def engine_names(self) -> list[str]:
+        """The engines with a table, the pattern's or an implementation's."""
+        names = dict.fromkeys(self.scenario.engines())
+        for impl in self.implementations.values():
+            names.update(dict.fromkeys(impl.scenario))
+        return list(names)
 
     def study_spec(self, name: str, values: Mapping[str, object]) -> tuple[str, BaseModel] | None:
         """A study's kind and its checked spec, rendered with values; None when `when` is off."""
@@ -241,7 +262,7 @@ def _check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
     found += strings(raw.get("studies", {}), "studies")
     for group in ("support", "implementations"):
         for name, table in raw.get(group, {}).items():
-            for key in ("command", "setup", "reset"):
+            for key in ("command", "setup", "reset", "scenario"):
                 found += strings(table.get(key, []), f"{group}.{name}.{key}")
     for where, template in found:
         try:
@@ -256,7 +277,7 @@ def _check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
 def _check_kinds(pattern: Pattern, file: Path) -> None:
     """Names that must exist: engines, probe and study kinds, `needs`; each kind's table."""
     kinds = pattern.kinds
-    for engine in pattern.scenario.engines():
+    for engine in pattern.engine_names():
         if engine not in kinds.engines:
             known = ", ".join(kinds.engines)
             raise CatalogError(f"{file}: scenario.{engine}: no such load engine (known: {known})")
@@ -321,6 +342,13 @@ def _check_profiles(pattern: Pattern, file: Path) -> None:
                 pattern.engine_table(engine, values)
             except ValidationError as e:
                 raise CatalogError(f"{file}: scenario.{engine}.{first_error(e)}") from None
+        for impl_name, impl in pattern.implementations.items():
+            for engine in impl.scenario:
+                try:
+                    pattern.engine_table(engine, values, impl_name)
+                except ValidationError as e:
+                    where = f"implementations.{impl_name}.scenario.{engine}"
+                    raise CatalogError(f"{file}: {where}.{first_error(e)}") from None
         for name in pattern.studies:
             try:
                 pattern.study_spec(name, values)

@@ -37,7 +37,8 @@ class Measurement:
     deployment: Deployment
     supervisor: Supervisor
     engine: LoadEngine
-    table: BaseModel
+    #: The engine's table for each implementation (its own, or the pattern's).
+    tables: Mapping[str, BaseModel]
     params: Mapping[str, ParamValue]
     loadgen_cpus: Sequence[int]
     logs: Path
@@ -98,7 +99,8 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
         at = f"{rate:g} req/s, " if rate is not None else ""
         m.phase(name, f"{at}trial {index + 1}/{trials}", window_s)
         try:
-            load = m.engine.run(m.table, spec, m.supervisor, window, lambda s: m.advance(name, s))
+            table = m.tables[name]
+            load = m.engine.run(table, spec, m.supervisor, window, lambda s: m.advance(name, s))
         except SystemGone as e:
             raise ImplFailed(str(e), e.stderr_tail) from None
         window.cool_down()

@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bench.catalog import Kinds, Pattern
+from pydantic import ValidationError
+
+from bench.catalog import CatalogError, Kinds, Pattern
 from bench.collect.environment import capture
 from bench.engines.spec import LoadEngine, LoadError
 from bench.launch.deployment import Deployment, ImplFailed, build
@@ -158,7 +160,10 @@ class PatternRun:
             run_params=self.params,
         )
         self.values = self.deploy.values(self.params, None)
-        self.table = pattern.engine_table(self.engine_name, self.values)
+        try:
+            self.tables = {n: pattern.engine_table(self.engine_name, self.values, n) for n in names}
+        except ValidationError as e:
+            raise CatalogError(f"{pattern.pattern}: scenario.{self.engine_name}: {e}") from None
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -202,7 +207,7 @@ class PatternRun:
             deployment=self.deploy,
             supervisor=self.supervisor,
             engine=self.engine,
-            table=self.table,
+            tables=self.tables,
             params=self.params,
             loadgen_cpus=self.options.cpusets.loadgen,
             logs=self.run_dir / "logs",
@@ -286,7 +291,7 @@ class PatternRun:
             pattern=self.pattern.pattern,
             profile=self.options.profile,
             engine=self.engine_name,
-            engine_spec=self.table.model_dump(mode="json"),
+            engine_spec=self._engine_spec(),
             load_model="open-loop" if self.open_loop else "closed-loop",
             arrival=("poisson" if p["arrival"] == "poisson" else "constant")
             if self.open_loop
@@ -297,6 +302,14 @@ class PatternRun:
             params=p,
             notes=self.budget.notes,
         )
+
+    def _engine_spec(self) -> dict[str, object]:
+        """The engine's table; `{"by_implementation": {...}}` when implementations differ."""
+        dumps = {n: t.model_dump(mode="json") for n, t in self.tables.items()}
+        first = next(iter(dumps.values()))
+        if all(d == first for d in dumps.values()):
+            return first
+        return {"by_implementation": dumps}
 
     def _knee(self, points: list[LoadPoint]) -> float | None:
         if self.slo is None or len(points) < 2:

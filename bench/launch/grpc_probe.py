@@ -73,7 +73,7 @@ class GrpcProbe:
         assert isinstance(spec, GrpcSpec)
         import grpc
 
-        cases = case_parts(vectors, GrpcRequest, GrpcExpect)
+        cases = case_parts(vectors, GrpcRequest, GrpcExpect, "grpc")
         for _, _, expect in cases:
             if expect.code not in grpc.StatusCode.__members__:
                 raise VectorsError(f"expect.code: {expect.code!r} is not a gRPC status name")

@@ -97,7 +97,7 @@ class HttpProbe:
     def verify(
         self, spec: BaseModel, host: str, port: int, vectors: Vectors, timeout_s: float = 10.0
     ) -> list[str]:
-        cases = case_parts(vectors, HttpRequest, HttpExpect)
+        cases = case_parts(vectors, HttpRequest, HttpExpect, "http")
         problems: list[str] = []
         conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
         try:

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench.models import ParamValue, first_error
 
@@ -25,10 +25,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Case(_Model):
-    name: str
+class Exchange(_Model):
     request: dict[str, Any]
     expect: dict[str, Any]
+
+
+class Case(_Model):
+    """One request and its answer; for a pattern served over several transports, the same case
+    in each probe's terms under `probes` (`{"http": {...}, "grpc": {...}}`). A probe checks the
+    cases written for it, and the plain ones."""
+
+    name: str
+    request: dict[str, Any] | None = None
+    expect: dict[str, Any] | None = None
+    probes: dict[str, Exchange] = {}
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Case:
+        if (self.request is None) != (self.expect is None):
+            raise ValueError("give both request and expect")
+        if self.request is None and not self.probes:
+            raise ValueError("give request and expect, or probes")
+        return self
+
+    def exchange(self, probe: str) -> Exchange | None:
+        """The case as `probe` sends it; None when it has no form for that probe."""
+        if probe in self.probes:
+            return self.probes[probe]
+        if self.request is not None and self.expect is not None:
+            return Exchange(request=self.request, expect=self.expect)
+        return None
 
 
 class Vectors(_Model):
@@ -58,20 +84,29 @@ R = TypeVar("R", bound=BaseModel)
 E = TypeVar("E", bound=BaseModel)
 
 
-def case_parts(vectors: Vectors, request: type[R], expect: type[E]) -> list[tuple[str, R, E]]:
-    """Every case's request and answer checked by the probe's own models."""
+def case_parts(
+    vectors: Vectors, request: type[R], expect: type[E], probe: str
+) -> list[tuple[str, R, E]]:
+    """The cases for `probe` (its own form, or the plain one), checked by its own models."""
     out: list[tuple[str, R, E]] = []
     for index, case in enumerate(vectors.cases):
+        exchange = case.exchange(probe)
+        if exchange is None:
+            continue
+        own = f".probes.{probe}" if probe in case.probes else ""
+        where = f"cases[{index}] ({case.name}){own}"
         try:
             out.append(
                 (
                     case.name,
-                    request.model_validate(case.request),
-                    expect.model_validate(case.expect),
+                    request.model_validate(exchange.request),
+                    expect.model_validate(exchange.expect),
                 )
             )
         except ValidationError as e:
-            raise VectorsError(f"cases[{index}] ({case.name}): {first_error(e)}") from None
+            raise VectorsError(f"{where}: {first_error(e)}") from None
+    if not out:
+        raise VectorsError(f"no case for the {probe} probe")
     return out
 
 

@@ -91,7 +91,7 @@ def raw_cases(pattern: str) -> list[tuple[str, str, int]]:
     vectors = load_vectors(ROOT / "systems" / pattern / "vectors.json")
     return [
         (name, request.raw, expect.status)
-        for name, request, expect in case_parts(vectors, HttpRequest, HttpExpect)
+        for name, request, expect in case_parts(vectors, HttpRequest, HttpExpect, "http")
         if request.raw is not None
     ]
 

@@ -262,3 +262,34 @@ def test_a_single_placeholder_keeps_its_type() -> None:
         "x": "n=3",
         "l": ["3"],
     }
+
+
+OWN_TABLE = """
+[implementations.two]
+language = "go"
+command = ["bin/two"]
+port = 8002
+probe = {kind = "grpc"}
+
+[implementations.two.scenario.loadgen]
+grpc_method = "/demo.Demo/Get"
+grpc_request = {id = "u{{rand:{k}}}"}
+proto_modules = ["demo_pb2"]
+"""
+
+
+def test_an_implementation_may_bring_its_own_engine_table(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL + OWN_TABLE), tmp_path, KINDS)
+    assert pattern.engine_table("loadgen", {"k": 7}, "one").model_dump()["path"] == "/demo/{rand:7}"
+    own = pattern.engine_table("loadgen", {"k": 7}, "two").model_dump()
+    assert own["grpc_method"] == "/demo.Demo/Get"
+    assert own["grpc_request"] == {"id": "u{rand:7}"}
+    assert pattern.engine_names() == ["loadgen", "locust"]
+
+
+def test_an_implementation_s_table_is_checked_and_named(tmp_path: Path) -> None:
+    message = error_of(tmp_path, MINIMAL + OWN_TABLE.replace('grpc_method = "/demo.Demo/Get"', ""))
+    assert message.startswith("systems/demo/system.toml: implementations.two.scenario.loadgen")
+    message = error_of(tmp_path / "a", MINIMAL + OWN_TABLE.replace("{k}}}", "{nope}}}"))
+    assert "implementations.two.scenario" in message
+    assert "unknown placeholder {nope}" in message

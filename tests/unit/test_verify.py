@@ -44,7 +44,7 @@ def test_any_string_matches_only_non_empty_strings() -> None:
 def test_the_fanout_vectors_load() -> None:
     vectors = load_vectors(REPO / "systems" / "fanout" / "vectors.json")
     assert vectors.params["fanout"] == 6
-    assert any(case.expect["status"] == 400 for case in vectors.cases)
+    assert any(case.expect is not None and case.expect["status"] == 400 for case in vectors.cases)
 
 
 def test_a_malformed_vectors_file_names_file_and_field(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_a_malformed_vectors_file_names_file_and_field(tmp_path: Path) -> None:
     path.write_text(json.dumps({"cases": [{"name": "x", "request": {"path": "/"}}]}))
     with pytest.raises(VectorsError) as err:
         load_vectors(path)
-    assert str(err.value) == f"{path}: cases.0.expect: Field required"
+    assert str(err.value) == f"{path}: cases.0: Value error, give both request and expect"
 
 
 def test_a_case_the_probe_cannot_send_names_the_case_and_field() -> None:
@@ -60,7 +60,7 @@ def test_a_case_the_probe_cannot_send_names_the_case_and_field() -> None:
         {"cases": [{"name": "x", "request": {"path": "no-slash"}, "expect": {"status": 200}}]}
     )
     with pytest.raises(VectorsError) as err:
-        case_parts(vectors, HttpRequest, HttpExpect)
+        case_parts(vectors, HttpRequest, HttpExpect, "http")
     assert str(err.value).startswith("cases[0] (x): path: String should match pattern")
 
 
@@ -72,7 +72,7 @@ def _case_error(request: dict[str, object]) -> str:
         {"cases": [{"name": "x", "request": request, "expect": {"status": 400, "body": None}}]}
     )
     with pytest.raises(VectorsError) as err:
-        case_parts(vectors, HttpRequest, HttpExpect)
+        case_parts(vectors, HttpRequest, HttpExpect, "http")
     return str(err.value)
 
 
@@ -101,7 +101,7 @@ def test_a_raw_case_with_expected_headers_parses() -> None:
             ]
         }
     )
-    [(_, request, expect)] = case_parts(vectors, HttpRequest, HttpExpect)
+    [(_, request, expect)] = case_parts(vectors, HttpRequest, HttpExpect, "http")
     assert request.raw is not None
     assert request.path is None
     assert len(expand(request.raw)) == len("GET /?q= HTTP/1.1\r\nHost: x\r\n\r\n") + 9000
@@ -111,7 +111,7 @@ def test_a_raw_case_with_expected_headers_parses() -> None:
 @pytest.mark.parametrize("pattern", ["fanout", "workerpool"])
 def test_every_raw_vector_expands_and_expects_the_envelope(pattern: str) -> None:
     vectors = load_vectors(REPO / "systems" / pattern / "vectors.json")
-    raw = [(n, r, e) for n, r, e in case_parts(vectors, HttpRequest, HttpExpect) if r.raw]
+    raw = [(n, r, e) for n, r, e in case_parts(vectors, HttpRequest, HttpExpect, "http") if r.raw]
     assert len(raw) >= 30
     for name, request, expect in raw:
         assert request.raw is not None
@@ -171,3 +171,55 @@ def test_the_http_probe_sends_raw_cases_and_compares_status_headers_and_body() -
         "garbage: status: expected 431, got 400",
         "garbage: header content-type: expected 'application/json', got 'text/plain'",
     ]
+
+
+def test_one_case_in_each_probe_s_terms() -> None:
+    from bench.launch.grpc_probe import GrpcExpect, GrpcRequest
+
+    vectors = Vectors.model_validate(
+        {
+            "cases": [
+                {
+                    "name": "top 2",
+                    "probes": {
+                        "http": {
+                            "request": {"method": "POST", "path": "/v1/recommend", "body": {}},
+                            "expect": {"status": 400, "body": {}},
+                        },
+                        "grpc": {
+                            "request": {"method": "/r.R/Recommend", "message": {}},
+                            "expect": {"code": "INVALID_ARGUMENT", "details": "<any-string>"},
+                        },
+                    },
+                },
+                {
+                    "name": "over HTTP only",
+                    "request": {"path": "/healthz"},
+                    "expect": {"status": 200, "body": {}},
+                },
+            ]
+        }
+    )
+    http = case_parts(vectors, HttpRequest, HttpExpect, "http")
+    assert [(name, r.method, e.status) for name, r, e in http] == [
+        ("top 2", "POST", 400),
+        ("over HTTP only", "GET", 200),
+    ]
+    grpc = vectors.cases[0].exchange("grpc")
+    assert grpc is not None
+    assert grpc.expect["code"] == "INVALID_ARGUMENT"
+    # The plain case is the HTTP probe's form: the gRPC probe's models refuse it, by name.
+    with pytest.raises(VectorsError, match=r"cases\[1\] \(over HTTP only\)"):
+        case_parts(vectors, GrpcRequest, GrpcExpect, "grpc")
+
+
+def test_a_case_needs_a_form() -> None:
+    with pytest.raises(ValueError, match="give request and expect, or probes"):
+        Vectors.model_validate({"cases": [{"name": "empty"}]})
+    with pytest.raises(ValueError, match="give both request and expect"):
+        Vectors.model_validate({"cases": [{"name": "half", "request": {"path": "/"}}]})
+    only_grpc = Vectors.model_validate(
+        {"cases": [{"name": "g", "probes": {"grpc": {"request": {}, "expect": {}}}}]}
+    )
+    with pytest.raises(VectorsError, match="no case for the http probe"):
+        case_parts(only_grpc, HttpRequest, HttpExpect, "http")
