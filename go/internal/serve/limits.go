@@ -221,10 +221,14 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 
 const plainErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
-var expectationFailedLine = []byte("HTTP/1.1 417 Expectation Failed\r\n")
+// The status line of net/http's 417, in the version of the request it refuses.
+var expectationFailedLines = [][]byte{
+	[]byte("HTTP/1.1 417 Expectation Failed\r\n"),
+	[]byte("HTTP/1.0 417 Expectation Failed\r\n"),
+}
 
 func (c *guardedConn) Write(p []byte) (int, error) {
-	if len(p) > 12 && (p[9] == '4' || p[9] == '5') && bytes.HasPrefix(p, []byte("HTTP/1.1 ")) {
+	if len(p) > 12 && (p[9] == '4' || p[9] == '5') && bytes.HasPrefix(p, []byte("HTTP/1.")) {
 		if ref := netHTTPRefusal(p); ref != nil {
 			if ref == badRequest && c.timedOut.Load() {
 				return len(p), nil // the header time-out: closed unanswered
@@ -250,8 +254,10 @@ func (c *guardedConn) CloseWrite() error {
 // netHTTPRefusal maps one of net/http's own answers to the contract's, or
 // returns nil for any other write.
 func netHTTPRefusal(p []byte) *refusal {
-	if bytes.HasPrefix(p, expectationFailedLine) {
-		return expectation
+	for _, line := range expectationFailedLines {
+		if bytes.HasPrefix(p, line) {
+			return expectation
+		}
 	}
 	head := p
 	if len(head) > 512 {

@@ -162,6 +162,8 @@ func TestNetHTTPsOwnRefusalsCarryTheEnvelope(t *testing.T) {
 		{"gzip transfer coding", head + "Transfer-Encoding: gzip\r\n\r\n", 400, "bad_request"},
 		{"Content-Length and chunked", head + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "bad_request"},
 		{"Expect", head + "Expect: something\r\n\r\n", 417, "expectation_failed"},
+		// Found by the soak profile of the fuzz tests: net/http's 417 to an HTTP/1.0 request.
+		{"Expect in HTTP/1.0", "GET /healthz HTTP/1.0\r\nHost: x\r\nExpect: !\r\n\r\n", 417, "expectation_failed"},
 		{"head over the read limit", "GET /?q=" + strings.Repeat("x", MaxHeadReadBytes) + " HTTP/1.1\r\nHost: x\r\n\r\n", 431, "header_fields_too_large"},
 		{"1000 fields", head + strings.Repeat("X-A: b\r\n", 1000) + "\r\n", 431, "header_fields_too_large"},
 		{"FOO", "FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not_implemented"},
