@@ -10,7 +10,8 @@ profiles) but no kind of engine, probe or study: their tables (`[scenario.<engin
 composition root hands in (`Kinds`), after rendering them with each profile's parameters.
 
 Strings are templates with `{placeholders}`: every parameter of the pattern, plus `python` (the
-harness's interpreter), `root` (the repository), `port` (the implementation's own), and for each
+harness's interpreter), `root` (the repository), `port` (the implementation's own), `metrics_port`
+(its `metrics = {port = N}`, when it serves metrics on a port of their own), and for each
 support process `S`: `S_urls` (comma-separated `http://127.0.0.1:PORT`), `S_addrs`
 (`127.0.0.1:PORT`, comma-separated) and `S_port` (its first port). A string that is exactly one
 placeholder takes the parameter's own type (`when = "{inprocess}"` is a boolean).
@@ -37,7 +38,7 @@ from bench.params import (
 )
 from bench.templates import placeholders, render_table, strings
 
-BUILTIN_NAMES = ("python", "root", "port")
+BUILTIN_NAMES = ("python", "root", "port", "metrics_port")
 
 
 class CatalogError(Exception):
@@ -321,6 +322,7 @@ def template_values(
     addresses, its ports shifted by `port_offset` (a run's; 0 when checking tables)."""
     values: dict[str, object] = {**params, "python": python, "root": pattern.root}
     values["port"] = port if port is not None else ""
+    values["metrics_port"] = ""  # the implementation's own metrics port, when it has one
     for name, support in pattern.support.items():
         ports = [p + port_offset for p in support.ports]
         values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in ports)

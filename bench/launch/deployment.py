@@ -225,9 +225,15 @@ class Deployment:
                 started.supports.append(self._start_support(support, params, phase))
             impl = self.pattern.implementations[name]
             port = self.port(name)
-            command = render([*impl.command, *self.pattern.args], self.values(params, port))
+            values = self.values(params, port)
+            ports = [port]
+            endpoint = impl.metrics_endpoint()
+            if endpoint is not None and endpoint.port is not None:
+                values["metrics_port"] = self.ports([endpoint.port])[0]
+                ports.append(int(str(values["metrics_port"])))
+            command = render([*impl.command, *self.pattern.args], values)
             try:
-                started.impl = self._launch(name, impl, command, [port], self.cpus.system, phase)
+                started.impl = self._launch(name, impl, command, ports, self.cpus.system, phase)
             except LaunchError as e:
                 raise ImplFailed(str(e), e.stderr_tail) from None
         except BaseException:

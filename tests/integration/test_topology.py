@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.catalog import Pattern, load_pattern
@@ -72,6 +73,12 @@ gpu = true
 language = "python"
 command = ["{python}", "SERVER", "{port}"]
 port = 7011
+
+[implementations.metered]
+language = "python"
+command = ["{python}", "SERVER", "{port}", "--metrics-port", "{metrics_port}"]
+port = 7012
+metrics = { port = 7013, path = "/metrics" }
 """
 
 
@@ -80,7 +87,7 @@ def offset() -> int:
     """An offset that moves this pattern's own ports onto free ones."""
     for _ in range(50):
         chosen = random.randrange(20_000, 25_000, 10)
-        if not any(port_in_use(p + chosen) for p in (7001, 7002, 7010, 7011)):
+        if not any(port_in_use(p + chosen) for p in (7001, 7002, 7010, 7011, 7012, 7013)):
             return chosen
     raise RuntimeError("no free ports found")
 
@@ -188,3 +195,17 @@ def test_grpc_vectors_check_codes_and_messages(
     with pytest.raises(VectorsError, match=r"typo: /grpc\.health\.v1\.Health/Chek: no such method"):
         probe.verify(spec, "127.0.0.1", port, bad)
     deploy.stop(started)
+
+
+def test_an_implementation_s_own_metrics_port_is_shifted_and_given(
+    deploy: Deployment, topo: tuple[Pattern, Path], offset: int
+) -> None:
+    pattern, _ = topo
+    started = deploy.start("metered", pattern.resolve_params("default", {}), "t")
+    try:
+        proc = started.system()
+        assert proc.spec.ports == [7012 + offset, 7013 + offset]
+        assert psutil.Process(proc.pid).cmdline()[-2:] == ["--metrics-port", str(7013 + offset)]
+        assert deploy.metrics_url("metered") == f"http://127.0.0.1:{7013 + offset}/metrics"
+    finally:
+        deploy.stop(started)
