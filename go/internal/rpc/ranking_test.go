@@ -8,6 +8,8 @@ import (
 	"os"
 	"sort"
 	"testing"
+
+	"github.com/patternbench/patternbench/go/internal/rpc/rpctest"
 )
 
 // vectorFile is systems/rpc/ranking_vectors.json, written by the Python reference.
@@ -15,23 +17,7 @@ type vectorFile struct {
 	FNV1a64 map[string]string `json:"fnv1a64"`
 	Item0   []float64         `json:"item_0_embedding"`
 	Item999 []float64         `json:"item_999_embedding"`
-	Cases   []struct {
-		Name    string `json:"name"`
-		Items   int    `json:"items"`
-		Seed    uint64 `json:"seed"`
-		Request struct {
-			UserID     string  `json:"user_id"`
-			Limit      int32   `json:"limit"`
-			Categories []int32 `json:"categories"`
-			Features   int32   `json:"features"`
-			PageSize   int32   `json:"page_size"`
-		} `json:"request"`
-		Error      string      `json:"error"`
-		ItemIDs    []string    `json:"item_ids"`
-		Categories []int32     `json:"categories"`
-		Scores     []float64   `json:"scores"`
-		Features   [][]float64 `json:"features"`
-	} `json:"cases"`
+	Cases   []rpctest.Case    `json:"cases"`
 }
 
 // scoreTolerance is the contract's: scores agree within 1e-6.
