@@ -1,0 +1,138 @@
+"""The rpc pattern's Prometheus series, the same names, labels and buckets in every implementation
+(Go: ``go/internal/rpc/recsvc/metrics.go``), over both transports:
+
+- ``rpc_requests_total{method,code}``: calls answered, by RPC (``Recommend``,
+  ``StreamRecommendations``) and gRPC status code name (``OK``, ``INVALID_ARGUMENT``, …; REST:
+  the code its HTTP status maps to, ``code_for_status``);
+- ``rpc_request_duration_seconds{method}``: from a call's arrival to its end (a stream's: its
+  last message and status);
+- ``rpc_in_flight``: calls admitted and not yet finished, read at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from systems.answers import error_body, health_response, json_response, metrics_response
+
+METHODS: Final = ("Recommend", "StreamRecommendations")
+
+# The workerpool pattern's buckets, 100 µs to 10 s: the Go servers' too, bucket by bucket.
+DURATION_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+#: The codes a call can end with, bound up front so that every scrape sees them (0 before use).
+PRESET_CODES: Final = (
+    "OK",
+    "CANCELLED",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "UNAVAILABLE",
+)
+
+#: A REST answer's status as the gRPC code counted for it (google.rpc.Code's mapping; 413 is the
+#: contract's over-size request, 499 a client that went away, never sent). Go's CodeForStatus.
+_STATUS_CODES: Final = {
+    200: "OK",
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    413: "RESOURCE_EXHAUSTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def code_for_status(status: int) -> str:
+    """The gRPC code name counted for a REST answer with HTTP status ``status``."""
+    return _STATUS_CODES.get(status, "UNKNOWN")
+
+
+class Metrics:
+    """The three series in a registry of their own; ``rpc_in_flight`` calls ``in_flight``."""
+
+    def __init__(self, in_flight: Callable[[], float]) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "rpc_requests",
+            "Calls of the Recommendations service answered, by RPC and gRPC status code"
+            " (REST: mapped from the HTTP status).",
+            ["method", "code"],
+            registry=r,
+        )
+        duration = Histogram(
+            "rpc_request_duration_seconds",
+            "Time from a call's arrival to its end (a stream's: its last message and status).",
+            ["method"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        gauge = Gauge(
+            "rpc_in_flight",
+            "Calls of the Recommendations service admitted and not yet finished.",
+            registry=r,
+        )
+        gauge.set_function(in_flight)
+        self._duration = {m: duration.labels(m) for m in METHODS}
+        self._counters: dict[tuple[str, str], Counter] = {}
+        for method in METHODS:
+            for code in PRESET_CODES:
+                self._counter(method, code)
+
+    def _counter(self, method: str, code: str) -> Counter:
+        child = self._counters.get((method, code))
+        if child is None:
+            child = self._counters[method, code] = self._requests.labels(method, code)
+        return child
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        """Count one call of ``method`` that ended with ``code`` after ``seconds``."""
+        self._counter(method, code).inc()
+        self._duration[method].observe(seconds)
+
+
+_NOT_FOUND: Final = error_body("not_found", "no such path")
+_GET_ONLY: Final = error_body("method_not_allowed", "only GET is allowed here")
+
+
+def ops_response(method: str, path: str, registry: CollectorRegistry) -> web.Response:
+    """The answer of ``GET /metrics`` (``registry``) and ``GET /healthz``: 405 to another method
+    on them, 404 on any other path (both in the envelope). Never counted in the metrics."""
+    if path != "/metrics" and path != "/healthz":
+        return json_response(404, _NOT_FOUND)
+    if method != "GET":
+        return json_response(405, _GET_ONLY, {"Allow": "GET"})
+    return metrics_response(registry) if path == "/metrics" else health_response()
