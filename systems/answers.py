@@ -22,6 +22,12 @@ from prometheus_client import (
 
 JSON: Final = "application/json"
 HEALTHY: Final = b'{"status":"ok"}'
+#: Latency buckets from 100 µs to 10 s, the workerpool and rpc contracts' (and their Go
+#: servers', bucket by bucket).
+WIDE_BUCKETS: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
 
 # The contracts name exactly their series; *_created companions would be noise next to Go's.
 disable_created_metrics()  # type: ignore[no-untyped-call]

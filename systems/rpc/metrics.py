@@ -17,37 +17,16 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from systems.answers import error_body, health_response, json_response, metrics_response
+from systems.answers import (
+    WIDE_BUCKETS,
+    error_body,
+    health_response,
+    json_response,
+    metrics_response,
+)
 
 METHODS: Final = ("Recommend", "StreamRecommendations")
 
-# The workerpool pattern's buckets, 100 µs to 10 s: the Go servers' too, bucket by bucket.
-DURATION_BUCKETS: Final = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.02,
-    0.03,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 #: The codes a call can end with, bound up front so that every scrape sees them (0 before use).
 PRESET_CODES: Final = (
@@ -97,7 +76,7 @@ class Metrics:
             "rpc_request_duration_seconds",
             "Time from a call's arrival to its end (a stream's: its last message and status).",
             ["method"],
-            buckets=DURATION_BUCKETS,
+            buckets=WIDE_BUCKETS,
             registry=r,
         )
         gauge = Gauge(

@@ -8,35 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import Gauge, Histogram
 
+from systems.answers import WIDE_BUCKETS
 from systems.serving import RequestMetrics
 from systems.workerpool.kernels import KERNELS
 
-DURATION_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.02,
-    0.03,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 # The statuses /work can answer, bound up front so that every scrape sees them (at 0 before use).
 KNOWN_CODES = (200, 400, 405, 503, 504)
 
@@ -51,7 +26,7 @@ class Metrics:
     def __init__(self, workers: int) -> None:
         self.http = RequestMetrics(
             "workerpool",
-            buckets=DURATION_BUCKETS,
+            buckets=WIDE_BUCKETS,
             known_codes=KNOWN_CODES,
             requests_help="Answers to /work, by HTTP status.",
             duration_help="Time from a /work request's arrival at the handler to its answer.",
@@ -62,7 +37,7 @@ class Metrics:
             "workerpool_task_duration_seconds",
             "Kernel run time, measured where the kernel ran (a thread, a process or the loop).",
             ["kernel"],
-            buckets=DURATION_BUCKETS,
+            buckets=WIDE_BUCKETS,
             registry=r,
         )
         workers_gauge = Gauge("workerpool_workers", "The --workers value.", registry=r)

@@ -24,8 +24,8 @@ import pytest
 
 from bench.launch.probes import HttpProbe, HttpSpec
 from bench.launch.verify import load_vectors
+from systems.answers import WIDE_BUCKETS
 from systems.workerpool.kernels import spin
-from systems.workerpool.metrics import DURATION_BUCKETS
 from tests.integration.service_process import Proc, metric, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -247,7 +247,7 @@ def test_body_limit_methods_paths_and_metrics(procs: list[Proc]) -> None:
     assert headers["content-type"].startswith("text/plain")
     text = raw.decode()
     bounds = re.findall(r'^workerpool_request_duration_seconds_bucket\{le="([^"]+)"\}', text, re.M)
-    assert [float(b) for b in bounds[:-1]] == list(DURATION_BUCKETS)
+    assert [float(b) for b in bounds[:-1]] == list(WIDE_BUCKETS)
     assert bounds[-1] == "+Inf"
     assert metric(addr, "workerpool_workers") == 2
     assert metric(addr, "workerpool_task_duration_seconds_count", kernel="hash") == 0
