@@ -333,3 +333,21 @@ def test_refuses_the_pure_python_http_parser() -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "C HTTP" in done.stderr
+
+
+def test_a_body_that_does_not_decode_is_a_400_and_no_traceback(procs: list[Proc]) -> None:
+    # Content-Encoding is not part of the contract: the body is taken as sent (not JSON: 400),
+    # and nothing tries to gunzip it after the answer.
+    proc, addr = start(procs, "sync")
+    conn = connect(addr)
+    try:
+        gzipped = {"Content-Encoding": "gzip"}
+        conn.request("POST", "/work", body=b"\x1f\x8bnot gzip", headers=gzipped)
+        resp = conn.getresponse()
+        status, body = resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+    assert status == 400
+    assert body["error"]["code"] == "bad_request" or body["error"]["code"].startswith("invalid")
+    assert request(addr, "/healthz")[0] == 200
+    assert not [line for line in proc.log if "Traceback" in line], "".join(proc.log)
