@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.launch.supervisor import PARENT_DEATH
+
 ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (\S+)")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -35,8 +37,9 @@ class Proc:
 
     def __init__(self, argv: list[str], env: Mapping[str, str] | None = None) -> None:
         self.argv = argv
+        # As the harness's own processes: SIGTERM when the test run dies, however it dies.
         self.popen = subprocess.Popen(
-            argv,
+            [*PARENT_DEATH, *argv],
             cwd=ROOT,
             env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
