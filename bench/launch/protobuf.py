@@ -32,11 +32,11 @@ def method(name: str, modules: Sequence[str]) -> MethodDescriptor:
             importlib.import_module(module)
         except ImportError as e:
             raise ProtoError(f"proto module {module!r} cannot be imported: {e}") from None
-    service, _, rpc = name.strip("/").partition("/")
-    if not service or not rpc:
+    service, _, method_name = name.strip("/").partition("/")
+    if not service or not method_name:
         raise ProtoError(f"{name!r}: expected a gRPC method like /package.Service/Method")
     try:
-        return descriptor_pool.Default().FindMethodByName(f"{service}.{rpc}")
+        return descriptor_pool.Default().FindMethodByName(f"{service}.{method_name}")
     except KeyError:
         raise ProtoError(
             f"{name}: no such method in {', '.join(modules) or 'the loaded modules'}"
