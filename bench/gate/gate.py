@@ -10,8 +10,10 @@
 3. Each side's trials are merged into one run per pattern (stored under the gate's folder with
    its report), and `bench.compare` decides over every comparison of every pattern at once.
 
-`--budget MINUTES` caps the trials per side so the whole gate fits; the gate then says when the
-trials it can afford are too few to see `--min-effect`.
+An invalid trial is re-run (both sides, one more round) until each side has the trials asked for,
+up to as many extra rounds as were planned; the gate says how many it re-ran and why.
+`--budget MINUTES` caps the trials per side so the whole gate fits (re-runs included); the gate
+then says when the trials it can afford are too few to see `--min-effect`.
 """
 
 from __future__ import annotations
@@ -266,6 +268,7 @@ def _measure(
     profile = GATE_PROFILE if GATE_PROFILE in base.profiles else "quick"
     params = base.resolve_params(profile, dict(options.overrides))
     trials = int(params["trials"])
+    affordable = 2 * trials
     if options.budget_min is not None:
         affordable = int(options.budget_min * 60 // round_seconds(base, params))
         if affordable < trials:
@@ -277,26 +280,87 @@ def _measure(
     cpus = plan(sorted(os.sched_getaffinity(0)), system_all=base.system_cpus == "all")
     # One trial per run, no budget cuts; the studies time no service: not the gate's business.
     overrides = {**options.overrides, "trials": "1", "budget_s": "0"}
-    runs: dict[str, list[RunResult]] = {side: [] for side in SIDES}
-    for round_index in range(trials):
-        for side in SIDES:
-            say(f"{base.pattern}: round {round_index + 1}/{trials}, {side}")
-            run = PatternRun(
-                pair[side],
-                RunOptions(
-                    profile=profile,
-                    overrides=overrides,
-                    implementations=options.implementations,
-                    cpusets=cpus,
-                    runs_dir=out / "rounds",
-                    run_id=f"{side}-{base.pattern}-{round_index}",
-                    port_offset=options.port_offset,
-                    tools_root=root,
-                    verify=round_index == 0,
-                    studies=False,
-                ),
-                progress,
-                options.parts,
-            )
-            runs[side].append(run.execute())
+
+    def one(round_index: int, side: str) -> RunResult:
+        which = f"{round_index + 1}/{trials}" if round_index < trials else "re-run"
+        say(f"{base.pattern}: round {which}, {side}")
+        run = PatternRun(
+            pair[side],
+            RunOptions(
+                profile=profile,
+                overrides=overrides,
+                implementations=options.implementations,
+                cpusets=cpus,
+                runs_dir=out / "rounds",
+                run_id=f"{side}-{base.pattern}-{round_index}",
+                port_offset=options.port_offset,
+                tools_root=root,
+                verify=round_index == 0,
+                studies=False,
+            ),
+            progress,
+            options.parts,
+        )
+        return run.execute()
+
+    runs, note = rounds(one, trials, max(0, affordable - trials), base.pattern)
+    if note:
+        warnings.append(note)
     return {side: merge(runs[side]) for side in SIDES}
+
+
+def rounds(
+    one: Callable[[int, str], RunResult], trials: int, extra: int, pattern: str
+) -> tuple[dict[str, list[RunResult]], str]:
+    """`trials` rounds of single-trial runs, base then head; then, while some side has fewer
+    than `trials` valid trials at some implementation and rate, up to `extra` more rounds (both
+    sides alike: an invalid trial is usually the machine's, not the revision's). Returns each
+    side's runs and, when it re-ran or is still short, a line saying so."""
+    runs: dict[str, list[RunResult]] = {side: [] for side in SIDES}
+    index = 0
+    while index < trials or (index < trials + extra and _short(runs, trials)):
+        for side in SIDES:
+            runs[side].append(one(index, side))
+        index += 1
+    note = ""
+    if index > trials or _short(runs, trials):
+        note = _rerun_note(pattern, runs, trials, index - trials)
+    return runs, note
+
+
+def _valid_counts(runs: Sequence[RunResult]) -> dict[tuple[str, float | None], int]:
+    """Valid trials per implementation that ran (status ok) and rate, over single-trial runs."""
+    counts: dict[tuple[str, float | None], int] = {}
+    for run in runs:
+        for impl in run.implementations:
+            if impl.status != "ok":
+                continue
+            for point in impl.points:
+                key = (impl.name, point.target_rps)
+                counts[key] = counts.get(key, 0) + sum(t.valid for t in point.trials)
+    return counts
+
+
+def _short(runs: Mapping[str, Sequence[RunResult]], trials: int) -> bool:
+    """Whether some side has fewer than `trials` valid trials at some implementation and rate."""
+    return any(n < trials for side in SIDES for n in _valid_counts(runs[side]).values())
+
+
+def _rerun_note(
+    pattern: str, runs: Mapping[str, Sequence[RunResult]], trials: int, extra: int
+) -> str:
+    reasons = sorted(
+        {
+            reason
+            for side in SIDES
+            for run in runs[side]
+            for impl in run.implementations
+            for point in impl.points
+            for t in point.trials
+            for reason in t.invalid_reasons
+        }
+    )
+    short = _short(runs, trials)
+    outcome = f"still under {trials} valid trials a side" if short else "replaced"
+    why = "; ".join(reasons) if reasons else "the implementation failed"
+    return f"{pattern}: {extra} extra round(s) re-run for invalid trials ({why}): {outcome}"

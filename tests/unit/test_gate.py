@@ -9,7 +9,8 @@ import pytest
 
 from bench import cli
 from bench.catalog import load_catalog
-from bench.gate.gate import GateError, merge, resolve, round_seconds
+from bench.gate.gate import GateError, merge, resolve, round_seconds, rounds
+from bench.models import RunResult
 from tests.unit.conftest import make_run, measured
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +37,46 @@ def test_a_failure_in_any_round_marks_the_merged_implementation() -> None:
     merged = merge([ok, failed, ok])
     assert merged.implementations[0].status == "failed"
     assert merged.implementations[0].error == "crashed"
+
+
+def _round(valid: bool) -> RunResult:
+    # A generator CPU of 95% is the harness's own reason to call a trial invalid.
+    return make_run(measured("go", [1000] * 50, trials=1, generator_cpu=20.0 if valid else 95.0))
+
+
+def test_an_invalid_trial_is_re_run_on_both_sides_until_each_has_its_trials() -> None:
+    bad = {(1, "base"), (3, "head")}
+    calls: list[tuple[int, str]] = []
+
+    def one(index: int, side: str) -> RunResult:
+        calls.append((index, side))
+        return _round((index, side) not in bad)
+
+    runs, note = rounds(one, trials=5, extra=5, pattern="fanout")
+    # One invalid trial a side, in different rounds: one more round mends both sides.
+    assert [i for i, side in calls if side == "base"] == [0, 1, 2, 3, 4, 5]
+    assert calls[-2:] == [(5, "base"), (5, "head")]
+    assert all(sum(t.valid for r in runs[s] for t in r.implementations[0].points[0].trials) >= 5
+               for s in ("base", "head"))  # fmt: skip
+    assert note.startswith("fanout: 1 extra round(s) re-run for invalid trials (")
+    assert "generator" in note and note.endswith(": replaced")
+
+
+def test_re_runs_stop_at_their_bound_and_say_the_gate_is_still_short() -> None:
+    calls: list[int] = []
+
+    def one(index: int, side: str) -> RunResult:
+        calls.append(index)
+        return _round(side == "head" or index == 0)
+
+    runs, note = rounds(one, trials=3, extra=2, pattern="fanout")
+    assert len(runs["base"]) == len(runs["head"]) == 5
+    assert note.endswith("still under 3 valid trials a side")
+
+
+def test_no_invalid_trial_no_re_run_and_no_note() -> None:
+    runs, note = rounds(lambda i, side: _round(True), trials=3, extra=3, pattern="fanout")
+    assert len(runs["base"]) == 3 and note == ""
 
 
 def test_a_round_costs_both_sides_every_implementation_and_rate() -> None:
