@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bench.models import ParamValue, first_error
 from bench.params import (
@@ -36,7 +43,7 @@ from bench.params import (
     coerce_durations,
     parse_param,
 )
-from bench.templates import placeholders, render_table, strings
+from bench.templates import render_table
 
 BUILTIN_NAMES = ("python", "root", "port", "metrics_port")
 
@@ -114,6 +121,11 @@ class Support(_Model):
 class Implementation(_Model):
     language: str
     description: str = ""
+    labels: dict[str, str] = Field(
+        default={},
+        description="what tells it from the others, e.g. {transport = \"grpc\", runtime = "
+        "\"go\"}: the report contrasts implementations that differ in one label only",
+    )
     build: Build | None = None
     command: list[str] = Field(min_length=1, description="the program; the pattern's args follow")
     port: int = Field(ge=1024, le=65535)
@@ -124,10 +136,11 @@ class Implementation(_Model):
     ready_timeout_s: float = 20.0
     needs: list[str] = Field(default=[], description="the support processes it is started with")
     gpu: bool = Field(default=False, description="one GPU when the machine has one, else none")
-    scenario: dict[str, dict[str, Any]] = Field(
+    scenario: dict[str, dict[str, Any]] | str = Field(
         default={},
         description="`[implementations.<name>.scenario.<engine>]`: this implementation's own "
-        "table for an engine, in place of the pattern's (a gRPC server beside REST ones)",
+        "table for an engine, in place of the pattern's (a gRPC server beside REST ones); or the "
+        "name of a `[scenarios.<name>]` set that several implementations share",
     )
 
     def metrics_endpoint(self) -> Metrics | None:
@@ -171,6 +184,11 @@ class Pattern(_Model):
         "under a light load)",
     )
     scenario: ScenarioTables
+    scenarios: dict[str, dict[str, dict[str, Any]]] = Field(
+        default={},
+        description="`[scenarios.<set>.<engine>]`: engine tables that implementations take by "
+        'name (`scenario = "<set>"`) in place of the pattern\'s',
+    )
     studies: dict[str, StudyTable] = {}
     selfcheck: SelfCheckTable | None = None
     args: list[str] = Field(
@@ -227,7 +245,7 @@ class Pattern(_Model):
     ) -> BaseModel:
         """The engine's `[scenario.<engine>]` table (the implementation's own when it has one),
         rendered and checked by its model."""
-        own = self.implementations[implementation].scenario if implementation else {}
+        own = self.own_tables(implementation) if implementation else {}
         table = own.get(engine, self.scenario.engines().get(engine))
         if table is None:
             raise CatalogError(
@@ -236,12 +254,40 @@ class Pattern(_Model):
             )
         return self.kinds.engines[engine].model_validate(render_table(table, values))
 
+    def selected(self, params: Mapping[str, ParamValue]) -> list[str]:
+        """The implementations the `implementations` parameter names (all when it is empty)."""
+        names = [n.strip() for n in str(params.get("implementations") or "").split(",")]
+        names = [n for n in names if n]
+        unknown = [n for n in names if n not in self.implementations]
+        if unknown:
+            known = ", ".join(self.implementations)
+            raise CatalogError(
+                f"implementations: no implementation {unknown[0]!r} (known: {known})"
+            )
+        return names or list(self.implementations)
+
+    def own_tables(self, implementation: str) -> dict[str, dict[str, Any]]:
+        """An implementation's own engine tables: its `scenario`, or the set it names."""
+        own = self.implementations[implementation].scenario
+        return self.scenarios[own] if isinstance(own, str) else own
+
     def engine_names(self) -> list[str]:
         """The engines with a table, the pattern's or an implementation's."""
         names = dict.fromkeys(self.scenario.engines())
-        for impl in self.implementations.values():
-            names.update(dict.fromkeys(impl.scenario))
+        for name in self.implementations:
+            names.update(dict.fromkeys(self.own_tables(name)))
         return list(names)
+
+    @model_validator(mode="after")
+    def _known_sets(self) -> Pattern:
+        for name, impl in self.implementations.items():
+            if isinstance(impl.scenario, str) and impl.scenario not in self.scenarios:
+                known = ", ".join(self.scenarios) or "none"
+                raise ValueError(
+                    f"implementations.{name}.scenario: no [scenarios.{impl.scenario}] "
+                    f"(known: {known})"
+                )
+        return self
 
     def study_spec(self, name: str, values: Mapping[str, object]) -> tuple[str, BaseModel] | None:
         """A study's kind and its checked spec, rendered with values; None when `when` is off."""
@@ -255,59 +301,6 @@ class Pattern(_Model):
         """The studies switched on by `when`, as (kind, checked spec)."""
         found = {name: self.study_spec(name, values) for name in self.studies}
         return {name: spec for name, spec in found.items() if spec is not None}
-
-
-def _check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
-    known = pattern.template_names()
-    found = strings(raw.get("args", []), "args") + strings(raw.get("scenario", {}), "scenario")
-    found += strings(raw.get("studies", {}), "studies")
-    for group in ("support", "implementations"):
-        for name, table in raw.get(group, {}).items():
-            for key in ("command", "setup", "reset", "scenario"):
-                found += strings(table.get(key, []), f"{group}.{name}.{key}")
-    for where, template in found:
-        try:
-            fields = placeholders(template)
-        except ValueError as e:
-            raise CatalogError(f"{file}: {where}: {e}") from None
-        for name in fields:
-            if name not in known:
-                raise CatalogError(f"{file}: {where}: unknown placeholder {{{name}}}")
-
-
-def _check_kinds(pattern: Pattern, file: Path) -> None:
-    """Names that must exist: engines, probe and study kinds, `needs`; each kind's table."""
-    kinds = pattern.kinds
-    for engine in pattern.engine_names():
-        if engine not in kinds.engines:
-            known = ", ".join(kinds.engines)
-            raise CatalogError(f"{file}: scenario.{engine}: no such load engine (known: {known})")
-    groups: list[tuple[str, Mapping[str, Support | Implementation]]] = [
-        ("support", pattern.support),
-        ("implementations", pattern.implementations),
-    ]
-    for group, members in groups:
-        for name, member in members.items():
-            where = f"{file}: {group}.{name}.probe"
-            model = kinds.probes.get(member.probe.kind)
-            if model is None:
-                raise CatalogError(f"{where}.kind: no such probe {member.probe.kind!r} "
-                                   f"(known: {', '.join(kinds.probes)})")  # fmt: skip
-            try:
-                model.model_validate(member.probe.rest())
-            except ValidationError as e:
-                raise CatalogError(f"{where}.{first_error(e)}") from None
-    for name, impl in pattern.implementations.items():
-        for need in impl.needs:
-            if need not in pattern.support:
-                raise CatalogError(f"{file}: implementations.{name}.needs: no support {need!r}")
-    if pattern.selfcheck and pattern.selfcheck.implementation not in pattern.implementations:
-        raise CatalogError(f"{file}: selfcheck.implementation: no implementation "
-                           f"{pattern.selfcheck.implementation!r}")  # fmt: skip
-    for name, table in pattern.studies.items():
-        if table.kind not in kinds.studies:
-            raise CatalogError(f"{file}: studies.{name}.kind: no such study {table.kind!r} "
-                               f"(known: {', '.join(kinds.studies)})")  # fmt: skip
 
 
 def template_values(
@@ -331,34 +324,9 @@ def template_values(
     return values
 
 
-def _check_profiles(pattern: Pattern, file: Path) -> None:
-    for profile in ("default", *pattern.profiles):
-        where = "params" if profile == "default" else f"profiles.{profile}"
-        try:
-            params = pattern.resolve_params(profile, {})
-        except CatalogError as e:
-            raise CatalogError(f"{file}: {where}: {str(e).removeprefix('--param ')}") from None
-        values = template_values(pattern, params)
-        for engine in pattern.scenario.engines():
-            try:
-                pattern.engine_table(engine, values)
-            except ValidationError as e:
-                raise CatalogError(f"{file}: scenario.{engine}.{first_error(e)}") from None
-        for impl_name, impl in pattern.implementations.items():
-            for engine in impl.scenario:
-                try:
-                    pattern.engine_table(engine, values, impl_name)
-                except ValidationError as e:
-                    where = f"implementations.{impl_name}.scenario.{engine}"
-                    raise CatalogError(f"{file}: {where}.{first_error(e)}") from None
-        for name in pattern.studies:
-            try:
-                pattern.study_spec(name, values)
-            except ValidationError as e:
-                raise CatalogError(f"{file}: studies.{name}.{first_error(e)}") from None
-
-
 def load_pattern(file: Path, root: Path, kinds: Kinds | None = None) -> Pattern:
+    from bench import catalog_checks as checks
+
     display = file.relative_to(root) if file.is_relative_to(root) else file
     try:
         raw: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -387,10 +355,10 @@ def load_pattern(file: Path, root: Path, kinds: Kinds | None = None) -> Pattern:
         for key in values:
             if key not in pattern.params and key not in OPTIONAL_PARAMS:
                 raise CatalogError(f"{display}: profiles.{profile}.{key}: not a declared param")
-    _check_templates(pattern, raw, display)
+    checks.check_templates(pattern, raw, display)
     if kinds is not None:
-        _check_kinds(pattern, display)
-        _check_profiles(pattern, display)
+        checks.check_kinds(pattern, display)
+        checks.check_profiles(pattern, display)
     return pattern
 
 

@@ -22,7 +22,11 @@ Schema history (bump SCHEMA_VERSION when a reader of an older file would misread
   environment the GPUs found (`gpus`). The scenario says what the profile's time budget cut
   (`notes`). Later, without a new version (optional fields, so older files still load): a
   trial's process stats may hold the RSS after a cool-down (`rss_after_cooldown_bytes`,
-  `cooldown_s`); a point's summary may hold `system_error_rate` and `generator_error_rate`.
+  `cooldown_s`); a point's summary may hold `system_error_rate` and `generator_error_rate`;
+  load may hold the bytes on the wire (`wire_sent_bytes`, `wire_received_bytes`) and, for server
+  streams, `stream` (messages, time to first message, gaps); an implementation may carry
+  `labels` (transport, runtime …) and a summary `cpu_us_per_call`, `calls_per_core_s`,
+  `wire_bytes_per_call` and the stream's figures.
 
 Files of versions 2 and 3 are upgraded on load, in one place (`bench.store.upgrade`).
 """
@@ -102,6 +106,19 @@ class Percentiles(_Model):
     mean: float
 
 
+class StreamStats(_Model):
+    """Server-streaming calls in the window: their messages, the first one's wait, the gaps."""
+
+    messages: int
+    messages_per_s: float
+    first_message_ms: Percentiles = Field(
+        description="from each call's intended send time to its first message"
+    )
+    gap_ms: Percentiles = Field(description="between consecutive messages of one call")
+    first_message_histogram: str = Field(description="HdrHistogram, microseconds, base64")
+    gap_histogram: str = Field(description="HdrHistogram, microseconds, base64")
+
+
 class LoadStats(_Model):
     """What the load generator measured in one trial's window (warm-up excluded)."""
 
@@ -127,6 +144,13 @@ class LoadStats(_Model):
     in_flight_cap_hit: bool = Field(
         default=False, description="open-loop: the generator's concurrency cap was reached"
     )
+    wire_sent_bytes: int | None = Field(
+        default=None,
+        description="bytes the generator wrote to its connections in the window (HTTP headers, "
+        "HTTP/2 and gRPC framing included; TCP/IP headers not); None: not counted",
+    )
+    wire_received_bytes: int | None = Field(default=None, description="bytes it read, likewise")
+    stream: StreamStats | None = Field(default=None, description="server-streaming calls only")
 
 
 class ProcessStats(_Model):
@@ -210,6 +234,11 @@ class ImplementationResult(_Model):
         default=None,
         description="for an implementation that asked for a GPU: the one it got, e.g. "
         "`cuda:0 (NVIDIA H200)`, or `cpu`",
+    )
+    labels: dict[str, str] = Field(
+        default={},
+        description="what tells it from the others (system.toml's `labels`: transport = grpc, "
+        "runtime = go …): the report contrasts implementations that differ in one label",
     )
 
 

@@ -123,7 +123,8 @@ class PatternRun:
         self.run_dir = options.runs_dir / self.run_id
         self.tools_root = options.tools_root or pattern.root
         self.supervisor = Supervisor()
-        names = options.implementations or list(pattern.implementations)
+        params = pattern.resolve_params(options.profile, dict(options.overrides))
+        names = options.implementations or pattern.selected(params)
         unknown = [n for n in names if n not in pattern.implementations]
         if unknown:
             known = ", ".join(pattern.implementations)
@@ -131,7 +132,6 @@ class PatternRun:
                 f"--impl {unknown[0]}: {pattern.pattern} has no such implementation ({known})"
             )
         self.names = names
-        params = pattern.resolve_params(options.profile, dict(options.overrides))
         self.open_loop = params["load_model"] == "open-loop"
         self.slo = slo_.Slo.parse(str(params["slo"])) if params["slo"] else None
         self.find_max = bool(params["find_max"])
@@ -331,6 +331,7 @@ class PatternRun:
             status="ok",
             points=points.get(name, []),
             device=self.deploy.device(name),
+            labels=impl.labels,
         )
         if name in self.failures:
             e = self.failures[name]

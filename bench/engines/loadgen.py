@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
-from bench.launch.protobuf import ProtoError, method, request_message
+from bench.launch.protobuf import ProtoError, method, request_message, varied_fields
 from bench.launch.supervisor import Supervisor
 from bench.models import LoadStats
 
@@ -40,10 +40,20 @@ class LoadgenTable(BaseModel):
 
     path: str | None = Field(default=None, pattern=r"^/", description="HTTP path and query")
     method: str = Field(default="GET", description="HTTP method")
-    body: str = ""
+    body: str = Field(default="", description="may hold {rand:N}, drawn per request")
+    json_body: dict[str, Any] | None = Field(
+        default=None,
+        description="the body as a table, sent as compact JSON with Content-Type: "
+        "application/json (strings may hold {rand:N})",
+    )
     headers: list[str] = Field(default=[], description="'Key: Value' each")
     grpc_method: str | None = Field(default=None, description="/package.Service/Method")
-    grpc_request: dict[str, Any] = Field(default={}, description="the request, as JSON")
+    grpc_request: dict[str, Any] = Field(
+        default={},
+        description="the request, as JSON; a top-level string or integer field may be "
+        "'{rand:N}' (or a string holding it), drawn per call",
+    )
+    grpc_stream: bool = Field(default=False, description="grpc_method is server-streaming")
     proto_modules: list[str] = Field(default=[], description="modules defining grpc_method")
     grpc_conns: int = Field(default=1, ge=1)
 
@@ -51,33 +61,50 @@ class LoadgenTable(BaseModel):
     def _one_protocol(self) -> LoadgenTable:
         if (self.path is None) == (self.grpc_method is None):
             raise ValueError("give either path (HTTP) or grpc_method (gRPC)")
+        if self.body and self.json_body is not None:
+            raise ValueError("give body or json_body, not both")
+        if self.grpc_stream and self.grpc_method is None:
+            raise ValueError("grpc_stream needs grpc_method")
         return self
 
-    def encoded_request(self) -> str:
-        """The gRPC request, protobuf-encoded, base64."""
+    def encoded_request(self) -> tuple[str, list[str]]:
+        """The gRPC request less its varied fields, protobuf-encoded, base64; and each varied
+        field as loadgen's `--grpc-vary FIELD:KIND:TEMPLATE`."""
         assert self.grpc_method is not None
         try:
             found = method(self.grpc_method, self.proto_modules)
-            raw = request_message(found, self.grpc_request).SerializeToString()
+            fixed, varied = varied_fields(found, self.grpc_request)
+            raw = request_message(found, fixed).SerializeToString()
         except ProtoError as e:
             raise LoadError(f"loadgen: {e}") from None
-        return base64.b64encode(raw).decode("ascii")
+        return base64.b64encode(raw).decode("ascii"), varied
+
+    def http_body(self) -> tuple[str, list[str]]:
+        """The body and the headers it brings."""
+        if self.json_body is None:
+            return self.body, []
+        text = json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False)
+        return text, ["Content-Type: application/json"]
 
 
 def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> list[str]:
     if spec.rate is None:
         raise LoadError("loadgen needs an open-loop rate")
     if table.grpc_method is not None:
+        request, varied = table.encoded_request()
         what = [
             "--url", f"grpc://{spec.host}:{spec.port}",
             "--grpc-method", table.grpc_method,
-            "--grpc-request-base64", table.encoded_request(),
+            "--grpc-request-base64", request,
             "--grpc-conns", str(table.grpc_conns),
         ]  # fmt: skip
+        what += [x for v in varied for x in ("--grpc-vary", v)]
+        what += ["--grpc-stream"] if table.grpc_stream else []
     else:
+        body, headers = table.http_body()
         what = ["--url", spec.base_url + str(table.path), "--method", table.method]
-        what += ["--body", table.body] if table.body else []
-        what += [x for h in table.headers for x in ("--header", h)]
+        what += ["--body", body] if body else []
+        what += [x for h in [*headers, *table.headers] for x in ("--header", h)]
     return [
         str(binary),
         *what,

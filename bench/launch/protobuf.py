@@ -64,3 +64,45 @@ def to_json(msg: Message) -> dict[str, Any]:
     from google.protobuf import json_format
 
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+
+
+#: Field types a per-call value can be given to: strings, and integers sent as varints.
+_VARINT_TYPES = frozenset({"int32", "int64", "uint32", "uint64", "bool", "enum"})
+
+
+def varied_fields(
+    found: MethodDescriptor, data: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Split a request's top-level fields whose value holds `{rand:N}` off the rest: the rest is
+    encoded once; each varied field becomes a `FIELD:KIND:TEMPLATE` that loadgen appends to that
+    encoding, drawn afresh per call (protobuf keeps the last value of a non-repeated field)."""
+    kept: dict[str, Any] = {}
+    varied: list[str] = []
+    fields = {f.name: f for f in found.input_type.fields}
+    fields |= {f.json_name: f for f in found.input_type.fields}
+    for key, value in data.items():
+        if not (isinstance(value, str) and "{rand:" in value):
+            kept[key] = value
+            continue
+        field = fields.get(key)
+        where = f"{found.full_name}: request.{key}"
+        if field is None:
+            raise ProtoError(f"{where}: no such field")
+        if field.is_repeated:
+            raise ProtoError(f"{where}: {{rand:N}} only in a field that is not repeated")
+        kind = _kind(field)
+        if kind is None:
+            raise ProtoError(f"{where}: {{rand:N}} only in a string or integer field")
+        varied.append(f"{field.number}:{kind}:{value}")
+    return kept, varied
+
+
+def _kind(field: Any) -> str | None:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    names = {v: k.removeprefix("TYPE_").lower() for k, v in vars(FieldDescriptor).items()
+             if k.startswith("TYPE_") and isinstance(v, int)}  # fmt: skip
+    name = names.get(field.type)
+    if name == "string":
+        return "string"
+    return "varint" if name in _VARINT_TYPES else None

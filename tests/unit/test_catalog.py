@@ -293,3 +293,54 @@ def test_an_implementation_s_table_is_checked_and_named(tmp_path: Path) -> None:
     message = error_of(tmp_path / "a", MINIMAL + OWN_TABLE.replace("{k}}}", "{nope}}}"))
     assert "implementations.two.scenario" in message
     assert "unknown placeholder {nope}" in message
+
+
+SHARED_SET = """
+[scenarios.rpc.loadgen]
+grpc_method = "/demo.Demo/Get"
+grpc_request = { id = "u{{rand:{k}}}" }
+
+[implementations.two]
+language = "go"
+command = ["bin/two"]
+port = 8002
+scenario = "rpc"
+
+[implementations.three]
+language = "python"
+command = ["bin/three"]
+port = 8003
+scenario = "rpc"
+"""
+
+
+def test_implementations_may_share_a_named_set_of_engine_tables(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL + SHARED_SET), tmp_path, KINDS)
+    for name in ("two", "three"):
+        own = pattern.engine_table("loadgen", {"k": 7}, name).model_dump()
+        assert own["grpc_request"] == {"id": "u{rand:7}"}
+    assert pattern.engine_table("loadgen", {"k": 7}, "one").model_dump()["path"] == "/demo/{rand:7}"
+
+
+def test_a_set_that_does_not_exist_or_does_not_check_is_named(tmp_path: Path) -> None:
+    message = error_of(
+        tmp_path, MINIMAL + SHARED_SET.replace('scenario = "rpc"\n\n', 'scenario = "nope"\n\n')
+    )
+    assert "implementations.two.scenario: no [scenarios.nope] (known: rpc)" in message
+    message = error_of(
+        tmp_path / "a", MINIMAL + SHARED_SET.replace('grpc_method = "/demo.Demo/Get"', "")
+    )
+    assert message.startswith("systems/demo/system.toml: scenarios.rpc.loadgen")
+
+
+def test_a_profile_may_name_the_implementations_it_measures(tmp_path: Path) -> None:
+    text = MINIMAL.replace("duration_s = 1.0\n", 'duration_s = 1.0\nimplementations = "one"\n', 1)
+    pattern = load_pattern(write(tmp_path, text + SHARED_SET), tmp_path, KINDS)
+    assert pattern.selected(pattern.resolve_params("quick", {})) == ["one"]
+    assert pattern.selected(pattern.resolve_params("default", {})) == ["one", "two", "three"]
+    bad = text.replace('implementations = "one"', 'implementations = "one,four"')
+    message = error_of(tmp_path / "b", bad + SHARED_SET)
+    assert (
+        "profiles.quick.implementations: no implementation 'four' (known: one, two, three)"
+        in message
+    )

@@ -1,0 +1,74 @@
+"""What loadgen is told to send: a JSON body with its placeholders, a gRPC request with the fields
+drawn per call split off, a server stream (pure logic: the command line, no process)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bench.engines.loadgen import LoadgenTable, command
+from bench.engines.spec import LoadError, LoadSpec
+from systems.rpc.gen import recommendations_pb2 as pb
+
+MODULES = ["systems.rpc.gen.recommendations_pb2"]
+RECOMMEND = "/recommendations.v1.Recommendations/Recommend"
+
+
+def spec(tmp_path: Path) -> LoadSpec:
+    return LoadSpec(host="127.0.0.1", port=8111, load_model="open-loop", duration_s=2,
+                    warmup_s=1, cpus=[0], workdir=tmp_path, rate=100)  # fmt: skip
+
+
+def flag(args: list[str], name: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == name]
+
+
+def test_a_json_body_is_sent_compact_with_its_content_type(tmp_path: Path) -> None:
+    table = LoadgenTable(path="/v1/recommend", method="POST",
+                         json_body={"userId": "user-{rand:100}", "limit": 10})  # fmt: skip
+    args = command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
+    assert flag(args, "--body") == ['{"userId":"user-{rand:100}","limit":10}']
+    assert flag(args, "--header") == ["Content-Type: application/json"]
+
+
+def test_body_and_json_body_are_one_or_the_other() -> None:
+    with pytest.raises(ValidationError, match="body or json_body"):
+        LoadgenTable(path="/x", body="a", json_body={"a": 1})
+
+
+def test_fields_drawn_per_call_are_split_off_the_encoded_request(tmp_path: Path) -> None:
+    table = LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES,
+                         grpc_request={"userId": "user-{rand:100}", "limit": 10,
+                                       "features": "{rand:4}"})  # fmt: skip
+    args = command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
+    (encoded,) = flag(args, "--grpc-request-base64")
+    fixed = pb.RecommendRequest.FromString(base64.b64decode(encoded))
+    assert (fixed.user_id, fixed.limit, fixed.features) == ("", 10, 0)
+    assert flag(args, "--grpc-vary") == ["1:string:user-{rand:100}", "4:varint:{rand:4}"]
+    assert "--grpc-stream" not in args
+
+
+def test_a_server_stream_is_flagged(tmp_path: Path) -> None:
+    table = LoadgenTable(grpc_method=RECOMMEND.replace("/Recommend", "/StreamRecommendations"),
+                         proto_modules=MODULES, grpc_stream=True)  # fmt: skip
+    assert "--grpc-stream" in command(Path("l"), table, spec(tmp_path), tmp_path / "o.json")
+    with pytest.raises(ValidationError, match="grpc_stream needs grpc_method"):
+        LoadgenTable(path="/x", grpc_stream=True)
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"nope": "{rand:3}"}, "request.nope: no such field"),
+        ({"filters": "{rand:3}"}, "only in a string or integer field"),
+    ],
+)
+def test_a_field_that_cannot_be_drawn_is_named(
+    tmp_path: Path, request_: dict[str, object], message: str
+) -> None:
+    table = LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES, grpc_request=request_)
+    with pytest.raises(LoadError, match=message):
+        command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
