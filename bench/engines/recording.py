@@ -153,6 +153,10 @@ def window_path(output: Path) -> Path:
 
 
 def _error_kind(exception: BaseException) -> str:
+    # A locustfile's own exception may name its kind as loadgen does ("grpc Unavailable").
+    own = getattr(exception, "error_kind", None)
+    if isinstance(own, str) and own:
+        return own
     text = str(exception)
     # Locust's CatchResponseError messages carry the status first ("503 ...", "HTTP 503").
     for token in text.replace(":", " ").split():
