@@ -123,8 +123,8 @@ class Implementation(_Model):
     description: str = ""
     labels: dict[str, str] = Field(
         default={},
-        description="what tells it from the others, e.g. {transport = \"grpc\", runtime = "
-        "\"go\"}: the report contrasts implementations that differ in one label only",
+        description='what tells it from the others, e.g. {transport = "grpc", runtime = '
+        '"go"}: the report contrasts implementations that differ in one label only',
     )
     build: Build | None = None
     command: list[str] = Field(min_length=1, description="the program; the pattern's args follow")

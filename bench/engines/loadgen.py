@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
 from bench.launch.protobuf import ProtoError, method, request_message, varied_fields
 from bench.launch.supervisor import Supervisor
-from bench.models import LoadStats
+from bench.models import LoadStats, StreamStats
+from bench.stats.percentiles import decode, percentiles
 
 #: Time after the window for in-flight requests to finish and the JSON to be written.
 SLACK_S = 12.0
@@ -184,6 +185,12 @@ def run(
             duration_s=duration,
             generator_cpu_percent=float(data["generator"]["cpu_percent"]),
             in_flight_cap_hit=bool(data["generator"]["in_flight_cap_hit"]),
+        ).model_copy(
+            update={
+                "wire_sent_bytes": int(data["wire_sent_bytes"]),
+                "wire_received_bytes": int(data["wire_received_bytes"]),
+                "stream": stream_stats(data["stream"]) if "stream" in data else None,
+            }
         )
     except OSError:
         raise LoadError(
@@ -191,3 +198,16 @@ def run(
         ) from None
     except (ValueError, KeyError, TypeError) as e:
         raise LoadError(f"{output}: unreadable loadgen result: {e!r}") from None
+
+
+def stream_stats(data: dict[str, Any]) -> StreamStats:
+    """loadgen's `stream` object: messages, and the first-message and gap histograms."""
+    first, gap = data["histograms"]["first_message"], data["histograms"]["gap"]
+    return StreamStats(
+        messages=int(data["messages"]),
+        messages_per_s=round(float(data["messages_per_s"]), 2),
+        first_message_ms=percentiles(decode(first)),
+        gap_ms=percentiles(decode(gap)),
+        first_message_histogram=first,
+        gap_histogram=gap,
+    )

@@ -124,8 +124,19 @@ def _ratio(key: str, pa: LoadPoint, pb: LoadPoint, unit: str, scale: float = 1.0
     )
 
 
-def _knee(impl: ImplementationResult) -> str:
-    return f"{impl.knee_rps:,.0f}" if impl.knee_rps is not None else "none in the sweep"
+def _knee(a: ImplementationResult, b: ImplementationResult) -> str:
+    if a.knee_rps is None and b.knee_rps is None:
+        return ""
+    knee = [f"{i.knee_rps:,.0f}" if i.knee_rps is not None else "none" for i in (a, b)]
+    return f" Knee: {knee[0]} vs {knee[1]} calls/s."
+
+
+def _trouble(impl: ImplementationResult, point: LoadPoint) -> str | None:
+    """Why a point's figures are not a healthy system's: errors over 0.1%."""
+    errors = point.summary.get("error_rate")
+    if errors is not None and errors.median > 0.001:
+        return f"{impl.name} failed {errors.median:.1%} of its calls there"
+    return None
 
 
 def contrasts(run: RunResult) -> list[str]:
@@ -152,9 +163,11 @@ def contrasts(run: RunResult) -> list[str]:
             _ratio("wire_bytes_per_call", pa, pb, "KiB on the wire per call", 1 / 1024),
         ]
         figures = "; ".join(p for p in parts if p)
+        trouble = [t for t in (_trouble(a, pa), _trouble(b, pb)) if t]
+        caveat = f" ({', '.join(trouble)}: overloaded)" if trouble else ""
         bullets.append(
             f"- **{key}: {a.labels[key]} vs {b.labels[key]}** ({same}; {a.name} vs {b.name}) at "
-            f"{_rate(pa)} calls/s: {figures}. Knee: {_knee(a)} vs {_knee(b)} calls/s."
+            f"{_rate(pa)} calls/s{caveat}: {figures}.{_knee(a, b)}"
         )
     return bullets
 

@@ -59,7 +59,8 @@ def test_an_invalid_trial_is_re_run_on_both_sides_until_each_has_its_trials() ->
     assert all(sum(t.valid for r in runs[s] for t in r.implementations[0].points[0].trials) >= 5
                for s in ("base", "head"))  # fmt: skip
     assert note.startswith("fanout: 1 extra round(s) re-run for invalid trials (")
-    assert "generator" in note and note.endswith(": replaced")
+    assert "generator" in note
+    assert note.endswith(": replaced")
 
 
 def test_re_runs_stop_at_their_bound_and_say_the_gate_is_still_short() -> None:
@@ -76,7 +77,8 @@ def test_re_runs_stop_at_their_bound_and_say_the_gate_is_still_short() -> None:
 
 def test_no_invalid_trial_no_re_run_and_no_note() -> None:
     runs, note = rounds(lambda i, side: _round(True), trials=3, extra=3, pattern="fanout")
-    assert len(runs["base"]) == 3 and note == ""
+    assert len(runs["base"]) == 3
+    assert note == ""
 
 
 def test_a_round_costs_both_sides_every_implementation_and_rate() -> None:

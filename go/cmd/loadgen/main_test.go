@@ -66,7 +66,7 @@ func TestRunAndSummary(t *testing.T) {
 	if code := exitCode(t, cmd.Run()); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"achieved", "corrected", "uncorrected", "95.000%", "99.990%", "max", "slip", "CPU", "GOMAXPROCS"} {
+	for _, want := range []string{"achieved", "corrected", "uncorrected", "95.000%", "99.990%", "max", "slip", "CPU", "GOMAXPROCS", "Wire"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 		}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Arrival processes: when the requests of the schedule are meant to leave.
@@ -46,15 +48,45 @@ type Config struct {
 
 	HTTPClient string // HTTPClientRaw or HTTPClientNet
 
-	GRPCMethod  string // /package.Service/Method
-	GRPCRequest []byte // the encoded request message, sent as is
+	GRPCMethod  string     // /package.Service/Method
+	GRPCRequest []byte     // the encoded request message, sent as is
+	GRPCVary    []GRPCVary // fields appended to GRPCRequest per call
+	GRPCStream  bool       // GRPCMethod is server-streaming
 	GRPCConns   int
 
-	target *urlTemplate // parsed URL, set by Validate
+	// Set by Validate.
+	target *urlTemplate  // parsed URL
+	body   *textTemplate // parsed Body (HTTP)
+	vary   []varyField   // parsed GRPCVary
+	space  uint64        // distinct draws: the product of every {rand:N} of URL, Body and GRPCVary
 }
+
+// GRPCVary is one --grpc-vary: a top-level field of the request message,
+// appended to the encoded request on every call with its own value.
+type GRPCVary struct {
+	Field    int    // field number, 1 to 536870911
+	Kind     string // VaryString or VaryVarint
+	Template string // text with {rand:N}; for VaryVarint one {rand:N} or a decimal number
+}
+
+// Kinds of --grpc-vary field.
+const (
+	VaryString = "string" // length-delimited: string or bytes
+	VaryVarint = "varint" // int32, int64, uint32, uint64, bool, enum; non-negative
+)
 
 // Header is one --header, split at its first colon.
 type Header struct{ Key, Value string }
+
+// stringList is a repeatable flag whose values are checked after parsing.
+type stringList []string
+
+func (l *stringList) String() string { return fmt.Sprint(*l) }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
 
 // headerList is the repeatable --header flag.
 type headerList []Header
@@ -80,17 +112,18 @@ func ParseFlags(args []string) (Config, error) {
 		cfg     Config
 		headers headerList
 		grpcReq string
+		vary    stringList
 	)
-	fs.StringVar(&cfg.URL, "url", "", "http://host:port/path (HTTP/1.1) or grpc://host:port; {rand:N} is replaced per request by a random integer in [0, N)")
+	fs.StringVar(&cfg.URL, "url", "", "http://host:port/path (HTTP/1.1) or grpc://host:port; {rand:N} in the path and query is replaced per request by a random integer in [0, N)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "target arrival rate in requests/s (required)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of the measured window, e.g. 30s (required)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "send at the target rate for this long before the window, without recording")
 	fs.StringVar(&cfg.Arrival, "arrival", ArrivalConstant, "arrival process: constant or poisson")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the Poisson arrivals and of {rand:N}")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 4096, "requests (and connections) in flight at most; further requests wait and their slip grows")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout (with --grpc-stream, for the whole stream)")
 	fs.StringVar(&cfg.Method, "method", "GET", "HTTP method")
-	fs.StringVar(&cfg.Body, "body", "", "HTTP request body")
+	fs.StringVar(&cfg.Body, "body", "", "HTTP request body; {rand:N} is replaced per request as in --url, by the same draw, and Content-Length follows")
 	fs.Var(&headers, "header", "extra HTTP request header 'Key: Value' (repeatable)")
 	fs.StringVar(&cfg.HTTPClient, "http-client", HTTPClientRaw, "HTTP client: raw (loadgen's own, one connection per worker) or net/http (Go's, slower; a cross-check)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "write the result JSON to this file")
@@ -98,6 +131,12 @@ func ParseFlags(args []string) (Config, error) {
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the run to this file (for go tool pprof)")
 	fs.StringVar(&cfg.GRPCMethod, "grpc-method", "", "gRPC method to call, /package.Service/Method (grpc:// URLs)")
 	fs.StringVar(&grpcReq, "grpc-request-base64", "", "the encoded protobuf request message, base64 (default: empty message)")
+	fs.Var(&vary, "grpc-vary", "FIELD:KIND:TEMPLATE: append top-level field number FIELD to the gRPC request on every call, "+
+		"KIND string or varint (int32/int64/uint32/uint64/bool/enum, non-negative), its value TEMPLATE with {rand:N} drawn per call "+
+		"(varint: exactly one {rand:N}, or a decimal number); the last occurrence of a field wins, so this overrides "+
+		"the field in --grpc-request-base64 (repeatable)")
+	fs.BoolVar(&cfg.GRPCStream, "grpc-stream", false, "--grpc-method is server-streaming: a call sends the request, receives every message "+
+		"to the end of the stream and counts as one request, its latency to the end of the stream")
 	fs.IntVar(&cfg.GRPCConns, "grpc-conns", 1, "gRPC connections, calls spread round-robin over them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,6 +158,13 @@ func ParseFlags(args []string) (Config, error) {
 		}
 		cfg.GRPCRequest = b
 	}
+	for _, v := range vary {
+		f, err := parseVary(v)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.GRPCVary = append(cfg.GRPCVary, f)
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for _, name := range []string{"url", "rate", "duration"} {
@@ -136,7 +182,7 @@ func ParseFlags(args []string) (Config, error) {
 			}
 		}
 	} else {
-		for _, name := range []string{"grpc-method", "grpc-request-base64", "grpc-conns"} {
+		for _, name := range []string{"grpc-method", "grpc-request-base64", "grpc-vary", "grpc-stream", "grpc-conns"} {
 			if set[name] {
 				return Config{}, fmt.Errorf("--%s: only for grpc:// URLs", name)
 			}
@@ -186,12 +232,138 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--url: %v", err)
 	}
 	c.target = t
+	// One uniform draw in [0, space) renders every placeholder: the URL's
+	// take its low mixed-radix digits, then the body's, then each
+	// --grpc-vary's in order.
+	space := t.space
+	mul := func(flag string, n uint64) error {
+		if space > math.MaxInt64/n {
+			return fmt.Errorf("%s: the {rand:N} ranges of --url, --body and --grpc-vary multiply to more than 2^63", flag)
+		}
+		space *= n
+		return nil
+	}
+	c.body, c.vary = nil, nil
 	if t.scheme == schemeGRPC {
 		if !strings.HasPrefix(c.GRPCMethod, "/") || strings.Count(c.GRPCMethod, "/") != 2 || strings.HasSuffix(c.GRPCMethod, "/") {
 			return fmt.Errorf("--grpc-method: want /package.Service/Method, got %q", c.GRPCMethod)
 		}
+		seen := map[int]bool{}
+		for _, v := range c.GRPCVary {
+			f, err := compileVary(v)
+			if err != nil {
+				return err
+			}
+			if seen[v.Field] {
+				return fmt.Errorf("--grpc-vary: field %d given twice", v.Field)
+			}
+			seen[v.Field] = true
+			if err := mul("--grpc-vary", f.space()); err != nil {
+				return err
+			}
+			c.vary = append(c.vary, f)
+		}
+	} else {
+		switch {
+		case len(c.GRPCVary) > 0:
+			return errors.New("--grpc-vary: only for grpc:// URLs")
+		case c.GRPCStream:
+			return errors.New("--grpc-stream: only for grpc:// URLs")
+		}
+		b, err := parseText(c.Body)
+		if err != nil {
+			return fmt.Errorf("--body: %v", err)
+		}
+		if err := mul("--body", b.space); err != nil {
+			return err
+		}
+		c.body = b
 	}
+	c.space = space
 	return nil
+}
+
+// maxField is the largest protobuf field number.
+const maxField = int(protowire.MaxValidNumber)
+
+// parseVary splits one --grpc-vary FIELD:KIND:TEMPLATE; compileVary checks it.
+func parseVary(s string) (GRPCVary, error) {
+	field, rest, ok1 := strings.Cut(s, ":")
+	kind, tmpl, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return GRPCVary{}, fmt.Errorf("--grpc-vary: want FIELD:KIND:TEMPLATE, got %q", s)
+	}
+	n, err := strconv.Atoi(field)
+	if err != nil {
+		return GRPCVary{}, fmt.Errorf("--grpc-vary: field number must be 1..%d, got %q", maxField, field)
+	}
+	return GRPCVary{Field: n, Kind: kind, Template: tmpl}, nil
+}
+
+// varyField is a compiled --grpc-vary.
+type varyField struct {
+	num   protowire.Number
+	str   *textTemplate // VaryString: the value's template
+	n     uint64        // VaryVarint {rand:N}: N; 0 for a constant
+	value uint64        // VaryVarint constant
+}
+
+func compileVary(v GRPCVary) (varyField, error) {
+	if v.Field < 1 || v.Field > maxField {
+		return varyField{}, fmt.Errorf("--grpc-vary: field number must be 1..%d, got %d", maxField, v.Field)
+	}
+	f := varyField{num: protowire.Number(v.Field)}
+	tmpl, err := parseText(v.Template)
+	if err != nil {
+		return varyField{}, fmt.Errorf("--grpc-vary: field %d: %v", v.Field, err)
+	}
+	switch v.Kind {
+	case VaryString:
+		f.str = tmpl
+	case VaryVarint:
+		switch {
+		case len(tmpl.ranges) == 1 && tmpl.parts[0] == "" && tmpl.parts[1] == "":
+			f.n = tmpl.ranges[0]
+		case len(tmpl.ranges) == 0:
+			n, err := strconv.ParseUint(v.Template, 10, 64)
+			if err != nil {
+				return varyField{}, fmt.Errorf("--grpc-vary: field %d: a varint is one {rand:N} or a non-negative decimal number, got %q", v.Field, v.Template)
+			}
+			f.value = n
+		default:
+			return varyField{}, fmt.Errorf("--grpc-vary: field %d: a varint is one {rand:N} or a non-negative decimal number, got %q", v.Field, v.Template)
+		}
+	default:
+		return varyField{}, fmt.Errorf("--grpc-vary: field %d: KIND must be string or varint, got %q", v.Field, v.Kind)
+	}
+	return f, nil
+}
+
+// space is the number of distinct values of f.
+func (f *varyField) space() uint64 {
+	switch {
+	case f.str != nil:
+		return f.str.space
+	case f.n > 0:
+		return f.n
+	}
+	return 1
+}
+
+// appendTo appends the field, its value for draw, to the encoded message b,
+// and returns what is left of draw.
+func (f *varyField) appendTo(b []byte, draw uint64) ([]byte, uint64) {
+	if f.str != nil {
+		b = protowire.AppendTag(b, f.num, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(f.str.size(draw)))
+		return f.str.appendTo(b, draw)
+	}
+	v := f.value
+	if f.n > 0 {
+		v, draw = draw%f.n, draw/f.n
+	}
+	b = protowire.AppendTag(b, f.num, protowire.VarintType)
+	return protowire.AppendVarint(b, v), draw
 }
 
 // validToken reports whether s is an RFC 9110 token, as a method must be.
@@ -213,24 +385,19 @@ const (
 	schemeGRPC = "grpc"
 )
 
-// urlTemplate is a parsed --url: the address to connect to and the request
-// target (path and query) split around its {rand:N} placeholders.
-type urlTemplate struct {
-	scheme string
-	host   string   // host:port, as written in the Host header
-	parts  []string // len(ranges)+1 literal pieces of the request target
+// textTemplate is text split around its {rand:N} placeholders.
+type textTemplate struct {
+	parts  []string // len(ranges)+1 literal pieces
 	ranges []uint64 // N of each placeholder
-	space  uint64   // product of ranges: the number of distinct targets
+	space  uint64   // product of ranges: the number of distinct renderings
+	lits   int      // total length of parts
 }
 
-// parseTemplate parses an http:// or grpc:// URL whose path and query may
-// contain {rand:N} placeholders, N ≥ 1. The product of all N must fit in 63
-// bits, because one uniform draw in [0, product) picks all of them at once.
-func parseTemplate(raw string) (*urlTemplate, error) {
-	if raw == "" {
-		return nil, errors.New("required")
-	}
-	t := &urlTemplate{space: 1}
+// parseText parses text whose {rand:N} placeholders, N ≥ 1, are replaced by
+// integers in [0, N). The product of all N must fit in 63 bits, because one
+// uniform draw in [0, product) picks all of them at once.
+func parseText(raw string) (*textTemplate, error) {
+	t := &textTemplate{space: 1}
 	rest := raw
 	var lit strings.Builder
 	for {
@@ -259,6 +426,70 @@ func parseTemplate(raw string) (*urlTemplate, error) {
 		rest = rest[j+1:]
 	}
 	t.parts = append(t.parts, lit.String())
+	t.count()
+	return t, nil
+}
+
+// count sets lits from parts.
+func (t *textTemplate) count() {
+	t.lits = 0
+	for _, p := range t.parts {
+		t.lits += len(p)
+	}
+}
+
+// appendTo appends the rendering for draw, a uniform integer in [0, space)
+// or more, to b: each placeholder takes one mixed-radix digit of draw, so
+// that the digits are independent and uniform in their own ranges. It
+// returns what is left of draw, draw/space, for the next template.
+func (t *textTemplate) appendTo(b []byte, draw uint64) ([]byte, uint64) {
+	b = append(b, t.parts[0]...)
+	for i, n := range t.ranges {
+		b = strconv.AppendUint(b, draw%n, 10)
+		draw /= n
+		b = append(b, t.parts[i+1]...)
+	}
+	return b, draw
+}
+
+// size is the length of the rendering for draw.
+func (t *textTemplate) size(draw uint64) int {
+	n := t.lits
+	for _, r := range t.ranges {
+		n += decimalDigits(draw % r)
+		draw /= r
+	}
+	return n
+}
+
+func decimalDigits(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+// urlTemplate is a parsed --url: the address to connect to and the request
+// target (path and query) split around its {rand:N} placeholders.
+type urlTemplate struct {
+	textTemplate
+	scheme string
+	host   string // host:port, as written in the Host header
+}
+
+// parseTemplate parses an http:// or grpc:// URL whose path and query may
+// contain {rand:N} placeholders (see parseText).
+func parseTemplate(raw string) (*urlTemplate, error) {
+	if raw == "" {
+		return nil, errors.New("required")
+	}
+	text, err := parseText(raw)
+	if err != nil {
+		return nil, err
+	}
+	t := &urlTemplate{textTemplate: *text}
 
 	// Check the URL with every placeholder rendered as 0; the placeholders
 	// must lie in the request target, after the authority.
@@ -283,6 +514,7 @@ func parseTemplate(raw string) (*urlTemplate, error) {
 		return nil, fmt.Errorf("%q: {rand:N} may appear only in the path and query", raw)
 	}
 	t.parts[0] = t.parts[0][len(prefix):]
+	defer t.count() // parts change below
 	if t.scheme == schemeGRPC {
 		if len(t.ranges) > 0 || (t.parts[0] != "" && t.parts[0] != "/") {
 			return nil, fmt.Errorf("%q: a grpc:// URL is only scheme://host:port; the method is --grpc-method", raw)
@@ -305,21 +537,11 @@ func parseTemplate(raw string) (*urlTemplate, error) {
 }
 
 // render returns the request target (or, before parseTemplate has split off
-// the authority, the whole URL) for draw, a uniform integer in [0, space):
-// each placeholder takes one mixed-radix digit of it, so that the digits are
-// independent and uniform in their own ranges. buf is reused if large enough.
+// the authority, the whole URL) for draw (see appendTo). buf is reused if
+// large enough.
 func (t *urlTemplate) render(buf []byte, draw uint64) string {
-	return string(t.appendTarget(buf[:0], draw))
-}
-
-func (t *urlTemplate) appendTarget(b []byte, draw uint64) []byte {
-	b = append(b, t.parts[0]...)
-	for i, n := range t.ranges {
-		b = strconv.AppendUint(b, draw%n, 10)
-		draw /= n
-		b = append(b, t.parts[i+1]...)
-	}
-	return b
+	b, _ := t.appendTo(buf[:0], draw)
+	return string(b)
 }
 
 // requestTarget is the target with every placeholder at 0, for display.

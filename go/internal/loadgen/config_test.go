@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -50,8 +51,31 @@ func TestParseFlagsAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.target.scheme != schemeGRPC || string(g.GRPCRequest) != "\x0a\x03foo" || g.GRPCConns != 2 {
+	if g.target.scheme != schemeGRPC || string(g.GRPCRequest) != "\x0a\x03foo" || g.GRPCConns != 2 ||
+		g.GRPCStream || g.GRPCVary != nil || g.space != 1 {
 		t.Errorf("grpc config %+v", g)
+	}
+
+	v, err := ParseFlags([]string{"--url", "grpc://127.0.0.1:9000", "--rate", "10", "--duration", "1s",
+		"--grpc-method", "/a.B/C", "--grpc-stream", "--grpc-vary", "1:string:user-{rand:1000}",
+		"--grpc-vary", "2:varint:{rand:7}", "--grpc-vary", "536870911:varint:18446744073709551615",
+		"--grpc-vary", "3:string:a:b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVary := []GRPCVary{{1, VaryString, "user-{rand:1000}"}, {2, VaryVarint, "{rand:7}"},
+		{536870911, VaryVarint, "18446744073709551615"}, {3, VaryString, "a:b"}}
+	if !v.GRPCStream || !reflect.DeepEqual(v.GRPCVary, wantVary) || v.space != 7000 || len(v.vary) != 4 {
+		t.Errorf("grpc config %+v", v)
+	}
+
+	b, err := ParseFlags([]string{"--url", "http://127.0.0.1:9000/u{rand:10}", "--rate", "10", "--duration", "1s",
+		"--method", "POST", "--body", `{"id":"{rand:100}"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.space != 1000 || b.body.space != 100 {
+		t.Errorf("body config %+v", b)
 	}
 }
 
@@ -99,6 +123,25 @@ func TestParseFlagsErrors(t *testing.T) {
 		{append(grpcBase, "--method", "POST"), "--method"},
 		{append(grpcBase, "--header", "A: b"), "--header"},
 		{[]string{"--url", "grpc://127.0.0.1:1/pkg.Svc", "--rate", "1", "--duration", "1s", "--grpc-method", "/a.B/C"}, "--url"},
+		{append(base, "--body", "{rand:0}"), "--body"},
+		{append(base, "--body", "{rand:9"), "--body"},
+		{[]string{"--url", "http://127.0.0.1:1/{rand:4294967296}", "--rate", "1", "--duration", "1s", "--body", "{rand:4294967296}"}, "--body"},
+		{append(base, "--grpc-vary", "1:string:x"), "--grpc-vary"},
+		{append(base, "--grpc-stream"), "--grpc-stream"},
+		{append(grpcBase, "--body", "x"), "--body"},
+		{append(grpcBase, "--grpc-vary", "0:string:x"), "--grpc-vary: field number must be 1..536870911"},
+		{append(grpcBase, "--grpc-vary", "536870912:string:x"), "--grpc-vary: field number must be 1..536870911"},
+		{append(grpcBase, "--grpc-vary", "x:string:y"), "--grpc-vary: field number must be 1..536870911"},
+		{append(grpcBase, "--grpc-vary", "1:string"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:float:1.5"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:string:{rand:0}"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:varint:a{rand:3}"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:varint:{rand:3}{rand:3}"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:varint:-1"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:varint:"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:string:a", "--grpc-vary", "1:string:b"), "--grpc-vary"},
+		{append(grpcBase, "--grpc-vary", "1:string:{rand:4294967296}", "--grpc-vary", "2:varint:{rand:4294967296}"), "--grpc-vary"},
 	}
 	for _, c := range cases {
 		_, err := ParseFlags(c.args)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,7 +15,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// grpcTarget makes unary calls of one method with one pre-encoded request
+// maxRecvMessage is the largest answer message accepted, unary or streamed:
+// 64 MiB, where grpc-go's default is 4 MiB (1,000 items of 4,096 float
+// features are 16 MB).
+const maxRecvMessage = 64 << 20
+
+// grpcTarget calls one method, unary or (--grpc-stream) server-streaming,
+// with one pre-encoded request, to which --grpc-vary appends fields per call,
 // over GRPCConns connections (default 1). One connection is what a real
 // gRPC client uses for one server: HTTP/2 multiplexes every call on it, and
 // neither grpc-go nor grpcio servers limit concurrent streams by default, so
@@ -26,16 +34,24 @@ type grpcTarget struct {
 	conns   []*grpc.ClientConn
 	method  string
 	request []byte
+	fixed   any // request, converted once
+	vary    []varyField
+	stream  bool
 	timeout time.Duration
 }
 
-func newGRPCTarget(cfg *Config) (*grpcTarget, error) {
-	t := &grpcTarget{method: cfg.GRPCMethod, request: cfg.GRPCRequest, timeout: cfg.Timeout}
+func newGRPCTarget(cfg *Config, wire *wireCounter) (*grpcTarget, error) {
+	t := &grpcTarget{method: cfg.GRPCMethod, request: cfg.GRPCRequest, fixed: cfg.GRPCRequest,
+		vary: cfg.vary, stream: cfg.GRPCStream, timeout: cfg.Timeout}
+	dialer := wire.dialContext(&net.Dialer{})
 	for range cfg.GRPCConns {
 		// passthrough: the address is dialled as written, no resolver.
 		cc, err := grpc.NewClient("passthrough:///"+cfg.target.host,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				return dialer(ctx, "tcp", addr)
+			}),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}), grpc.MaxCallRecvMsgSize(maxRecvMessage)),
 		)
 		if err != nil {
 			t.close()
@@ -58,14 +74,42 @@ func (t *grpcTarget) close() {
 }
 
 type grpcSession struct {
-	t  *grpcTarget
-	cc *grpc.ClientConn
+	t   *grpcTarget
+	cc  *grpc.ClientConn
+	req variedRequest // the request with the --grpc-vary fields, rebuilt per call
 }
 
-func (s *grpcSession) do(uint64) string {
-	ctx, cancel := context.WithTimeout(context.Background(), s.t.timeout)
+// variedRequest is a request encoded into a buffer its session reuses:
+// rawCodec sends a copy, since grpc-go may still be writing a message out
+// after the call has returned.
+type variedRequest struct{ b []byte }
+
+// request returns the message for draw: the pre-encoded request, and with
+// --grpc-vary the fields appended in the session's buffer.
+func (s *grpcSession) request(draw uint64) any {
+	if len(s.t.vary) == 0 {
+		return s.t.fixed
+	}
+	b := append(s.req.b[:0], s.t.request...)
+	for i := range s.t.vary {
+		b, draw = s.t.vary[i].appendTo(b, draw)
+	}
+	s.req.b = b
+	return &s.req
+}
+
+// streamDesc describes a server-streaming method.
+var streamDesc = grpc.StreamDesc{ServerStreams: true}
+
+func (s *grpcSession) do(ctx context.Context, draw uint64, log *msgLog) string {
+	ctx, cancel := context.WithTimeout(ctx, s.t.timeout)
 	defer cancel()
-	err := s.cc.Invoke(ctx, s.t.method, s.t.request, nil)
+	var err error
+	if s.t.stream {
+		err = s.stream(ctx, s.request(draw), log)
+	} else {
+		err = s.cc.Invoke(ctx, s.t.method, s.request(draw), nil)
+	}
 	if err == nil {
 		return ""
 	}
@@ -73,6 +117,32 @@ func (s *grpcSession) do(uint64) string {
 		return KindTimeout
 	}
 	return codeKind(status.Code(err))
+}
+
+// stream makes one server-streaming call: it sends req and receives every
+// message, undecoded, noting each one's arrival in log, until the end of the
+// stream (nil) or an error.
+func (s *grpcSession) stream(ctx context.Context, req any, log *msgLog) error {
+	cs, err := s.cc.NewStream(ctx, &streamDesc, s.t.method)
+	if err != nil {
+		return err
+	}
+	// io.EOF: the server ended the stream already; RecvMsg tells why.
+	if err := cs.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if err := cs.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		if err := cs.RecvMsg(nil); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		log.arrived()
+	}
 }
 
 // codeKinds holds "grpc <Code>" for every defined code, built once.
@@ -92,17 +162,19 @@ func codeKind(c codes.Code) string {
 }
 
 // rawCodec passes messages through as bytes: the request is encoded once,
-// by whoever wrote --grpc-request-base64, and the answer is not decoded, only
-// received whole. Its name is "proto" so that the content type is the usual
+// by whoever wrote --grpc-request-base64 (plus the --grpc-vary fields), and
+// the answers are not decoded, only received whole. Its name is "proto" so that the content type is the usual
 // application/grpc+proto.
 type rawCodec struct{}
 
 func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	b, ok := v.([]byte)
-	if !ok {
-		return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+	switch m := v.(type) {
+	case []byte: // never written to: sent as is
+		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
+	case *variedRequest: // reused by its session: copied (pooled when large)
+		return mem.BufferSlice{mem.Copy(m.b, mem.DefaultBufferPool())}, nil
 	}
-	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
 }
 
 // Unmarshal discards the answer, which gRPC has already read in full.

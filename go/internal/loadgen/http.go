@@ -37,13 +37,14 @@ type httpTarget struct {
 	tmpl    *urlTemplate
 	proto   *http.Request   // method, headers, host: copied for every request
 	reqs    []*http.Request // one per distinct target, when they are few
-	body    []byte
+	body    []byte          // the body, when it has no placeholder
+	bodyT   *textTemplate   // the body, when it has placeholders
 }
 
-func newHTTPTarget(cfg *Config) *httpTarget {
+func newHTTPTarget(cfg *Config, wire *wireCounter) *httpTarget {
 	tr := &http.Transport{
 		Proxy:               nil, // the target is addressed directly, never via $HTTP_PROXY
-		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         wire.dialContext(&net.Dialer{KeepAlive: 30 * time.Second}),
 		MaxConnsPerHost:     cfg.MaxInFlight,
 		MaxIdleConnsPerHost: cfg.MaxInFlight,
 		MaxIdleConns:        cfg.MaxInFlight,
@@ -59,7 +60,11 @@ func newHTTPTarget(cfg *Config) *httpTarget {
 		},
 		timeout: cfg.Timeout,
 		tmpl:    cfg.target,
-		body:    []byte(cfg.Body),
+	}
+	if len(cfg.body.ranges) > 0 {
+		t.bodyT = cfg.body
+	} else {
+		t.body = []byte(cfg.Body)
 	}
 	base := "http://" + cfg.target.host
 	proto, err := http.NewRequest(cfg.Method, base+cfg.target.render(nil, 0), nil)
@@ -106,19 +111,27 @@ type httpSession struct {
 	buf []byte
 }
 
-func (s *httpSession) do(draw uint64) string {
+func (s *httpSession) do(ctx context.Context, draw uint64, _ *msgLog) string {
 	t := s.t
-	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
+	// The URL's placeholders take the low digits of draw, the body's the
+	// rest (see textTemplate.appendTo).
 	var req *http.Request
 	if t.reqs != nil {
-		req = t.reqs[draw].WithContext(ctx)
+		req = t.reqs[draw%t.tmpl.space].WithContext(ctx)
 	} else {
 		req = t.build(s.buf, draw).WithContext(ctx)
 	}
-	if len(t.body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(t.body))
-		req.ContentLength = int64(len(t.body))
+	body := t.body
+	if t.bodyT != nil {
+		// A new slice per request: the transport may still read the body
+		// after Do returns (see http.RoundTripper), so it is never reused.
+		body, _ = t.bodyT.appendTo(make([]byte, 0, t.bodyT.size(draw/t.tmpl.space)), draw/t.tmpl.space)
+	}
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

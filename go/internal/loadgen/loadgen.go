@@ -14,23 +14,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	wire := &wireCounter{}
 	var tgt target
 	if cfg.target.scheme == schemeGRPC {
-		g, err := newGRPCTarget(&cfg)
+		g, err := newGRPCTarget(&cfg, wire)
 		if err != nil {
 			return nil, err
 		}
 		tgt = g
 	} else if cfg.HTTPClient == HTTPClientNet {
-		tgt = newHTTPTarget(&cfg)
+		tgt = newHTTPTarget(&cfg, wire)
 	} else {
-		tgt = newRawHTTPTarget(&cfg)
+		tgt = newRawHTTPTarget(&cfg, wire)
 	}
 	defer tgt.close()
 	clock := newRealClock()
 	defer clock.close()
 	defer clock.watch(ctx)()
-	st, tot := newEngine(&cfg, clock, tgt, processCPU).run(ctx)
+	e := newEngine(&cfg, clock, tgt, processCPU)
+	e.wire = wire
+	st, tot := e.run(ctx)
 	return newResult(&cfg, clock.origin.Add(cfg.Warmup), st, tot)
 }
 
@@ -56,10 +59,14 @@ func newResult(cfg *Config, windowStart time.Time, st schedStats, tot totals) (*
 			MaxInFlight:    cfg.MaxInFlight,
 			InFlightCapHit: st.capHit,
 		},
-		Interrupted: st.interrupted,
-		corrected:   tot.corrected,
-		uncorrected: tot.uncorrected,
-		slip:        tot.slip,
+		Interrupted:       st.interrupted,
+		WireSentBytes:     st.wireSent,
+		WireReceivedBytes: st.wireReceived,
+		corrected:         tot.corrected,
+		uncorrected:       tot.uncorrected,
+		slip:              tot.slip,
+		first:             tot.first,
+		gap:               tot.gap,
 	}
 	if st.window > 0 {
 		r.Rate.Achieved = float64(tot.sentInTime) / st.window.Seconds()
@@ -76,6 +83,18 @@ func newResult(cfg *Config, windowStart time.Time, st schedStats, tot totals) (*
 	}
 	if r.Histograms.Slip, err = encodeHistogram(tot.slip); err != nil {
 		return nil, err
+	}
+	if cfg.GRPCStream {
+		r.Stream = &StreamResult{Messages: tot.messages}
+		if st.window > 0 {
+			r.Stream.MessagesPerS = float64(tot.messages) / st.window.Seconds()
+		}
+		if r.Stream.Histograms.FirstMessage, err = encodeHistogram(tot.first); err != nil {
+			return nil, err
+		}
+		if r.Stream.Histograms.Gap, err = encodeHistogram(tot.gap); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }

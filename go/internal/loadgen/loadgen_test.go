@@ -382,7 +382,9 @@ func TestResultJSON(t *testing.T) {
 		"histograms":  map[string]any{"corrected": "", "uncorrected": "", "slip": ""},
 		"generator": map[string]any{"cpu_seconds": 0.0, "cpu_percent": 0.0, "gomaxprocs": 0.0,
 			"max_in_flight": 0.0, "in_flight_cap_hit": false},
-		"interrupted": false,
+		"interrupted":         false,
+		"wire_sent_bytes":     0.0,
+		"wire_received_bytes": 0.0,
 	}
 	sameShape(t, "", doc, want)
 	if doc["engine"] != "loadgen" || doc["load_model"] != "open-loop" || doc["arrival"] != "constant" ||

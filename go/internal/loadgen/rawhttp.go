@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -31,21 +32,25 @@ var errMalformed = errors.New("malformed HTTP answer")
 type rawHTTPTarget struct {
 	addr    string
 	timeout time.Duration
+	wire    *wireCounter
 	tmpl    *urlTemplate
-	head    bool   // HEAD: answers have no body
-	retry   bool   // idempotent method: a stale keep-alive connection may be retried
-	prefix  []byte // "METHOD "
-	suffix  []byte // " HTTP/1.1\r\nHost: …\r\n…\r\n\r\nbody"
-	fixed   []byte // the whole request when the URL has no placeholder
+	body    *textTemplate // the body, when it has placeholders; else in suffix
+	head    bool          // HEAD: answers have no body
+	retry   bool          // idempotent method: a stale keep-alive connection may be retried
+	prefix  []byte        // "METHOD "
+	suffix  []byte        // " HTTP/1.1\r\nHost: …\r\n…\r\n\r\nbody"; with a varying body, up to "Content-Length: "
+	tail    []byte        // with body: "\r\n" + the other headers + "\r\n", before the body
+	fixed   []byte        // the whole request when nothing has a placeholder
 
 	mu       sync.Mutex
 	sessions []*rawSession
 }
 
-func newRawHTTPTarget(cfg *Config) *rawHTTPTarget {
+func newRawHTTPTarget(cfg *Config, wire *wireCounter) *rawHTTPTarget {
 	t := &rawHTTPTarget{
 		addr:    cfg.target.host,
 		timeout: cfg.Timeout,
+		wire:    wire,
 		tmpl:    cfg.target,
 		head:    cfg.Method == "HEAD",
 		prefix:  []byte(cfg.Method + " "),
@@ -67,6 +72,14 @@ func newRawHTTPTarget(cfg *Config) *rawHTTPTarget {
 		}
 	}
 	s := " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: " + userAgent + "\r\n"
+	if len(cfg.body.ranges) > 0 {
+		// The length changes with the draw: written per request, between
+		// suffix and tail.
+		t.body = cfg.body
+		t.suffix = []byte(s + "Content-Length: ")
+		t.tail = append(append([]byte("\r\n"), extra...), "\r\n"...)
+		return t
+	}
 	switch cfg.Method {
 	case "POST", "PUT", "PATCH": // as net/http: these say their length even when 0
 		s += "Content-Length: " + strconv.Itoa(len(cfg.Body)) + "\r\n"
@@ -76,17 +89,25 @@ func newRawHTTPTarget(cfg *Config) *rawHTTPTarget {
 		}
 	}
 	t.suffix = append(append(append([]byte(s), extra...), "\r\n"...), cfg.Body...)
-	if cfg.target.space == 1 {
+	if cfg.space == 1 {
 		t.fixed = t.build(nil, 0)
 	}
 	return t
 }
 
-// build appends the request for draw to b.
+// build appends the request for draw to b: the URL's placeholders take the
+// low digits of draw, the body's the rest (see textTemplate.appendTo).
 func (t *rawHTTPTarget) build(b []byte, draw uint64) []byte {
 	b = append(b, t.prefix...)
-	b = t.tmpl.appendTarget(b, draw)
-	return append(b, t.suffix...)
+	b, draw = t.tmpl.appendTo(b, draw)
+	b = append(b, t.suffix...)
+	if t.body == nil {
+		return b
+	}
+	b = strconv.AppendInt(b, int64(t.body.size(draw)), 10)
+	b = append(b, t.tail...)
+	b, _ = t.body.appendTo(b, draw)
+	return b
 }
 
 func (t *rawHTTPTarget) session(int) session {
@@ -118,7 +139,7 @@ type rawSession struct {
 // large body in few system calls.
 const readBuffer = 16 << 10
 
-func (s *rawSession) do(draw uint64) string {
+func (s *rawSession) do(ctx context.Context, draw uint64, _ *msgLog) string {
 	req := s.t.fixed
 	if req == nil {
 		s.wbuf = s.t.build(s.wbuf[:0], draw)
@@ -128,7 +149,7 @@ func (s *rawSession) do(draw uint64) string {
 	for attempt := 0; ; attempt++ {
 		fresh := s.conn == nil
 		if fresh {
-			if err := s.dial(deadline); err != nil {
+			if err := s.dial(ctx, deadline); err != nil {
 				return netErrorKind(err)
 			}
 		}
@@ -143,20 +164,20 @@ func (s *rawSession) do(draw uint64) string {
 }
 
 // connect opens the connection ahead of the first request.
-func (s *rawSession) connect() error {
-	return s.dial(time.Now().Add(s.t.timeout))
+func (s *rawSession) connect(ctx context.Context) error {
+	return s.dial(ctx, time.Now().Add(s.t.timeout))
 }
 
-func (s *rawSession) dial(deadline time.Time) error {
-	c, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", s.t.addr)
+func (s *rawSession) dial(ctx context.Context, deadline time.Time) error {
+	c, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", s.t.addr)
 	if err != nil {
 		return err
 	}
-	s.conn = c
+	s.conn = s.t.wire.wrap(c)
 	if s.br == nil {
-		s.br = bufio.NewReaderSize(c, readBuffer)
+		s.br = bufio.NewReaderSize(s.conn, readBuffer)
 	} else {
-		s.br.Reset(c)
+		s.br.Reset(s.conn)
 	}
 	return nil
 }

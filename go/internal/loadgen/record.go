@@ -42,7 +42,8 @@ func micros(d time.Duration) int64 {
 // when uncontended (BenchmarkRecord compares the two), and shards keep it
 // uncontended with GOMAXPROCS > 1.
 type recorder struct {
-	shards []shard
+	shards    []shard
+	streaming bool
 }
 
 // shard is one lock's worth of measurements, padded so that two shards'
@@ -52,6 +53,8 @@ type shard struct {
 	corrected   *hdrhistogram.Histogram
 	uncorrected *hdrhistogram.Histogram
 	slip        *hdrhistogram.Histogram
+	first, gap  *hdrhistogram.Histogram // streaming only, else nil
+	messages    int64                   // streaming only
 	requests    int64
 	sentInTime  int64 // sent before the window closed: the achieved rate's numerator
 	errors      int64
@@ -59,11 +62,16 @@ type shard struct {
 	_           [64]byte
 }
 
-func newRecorder(shards int) *recorder {
-	r := &recorder{shards: make([]shard, shards)}
+// newRecorder makes a recorder of the given number of shards; streaming adds
+// the histograms of streamed messages.
+func newRecorder(shards int, streaming bool) *recorder {
+	r := &recorder{shards: make([]shard, shards), streaming: streaming}
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.corrected, s.uncorrected, s.slip = newHistogram(), newHistogram(), newHistogram()
+		if streaming {
+			s.first, s.gap = newHistogram(), newHistogram()
+		}
 		s.kinds = map[string]int64{}
 	}
 	return r
@@ -71,14 +79,23 @@ func newRecorder(shards int) *recorder {
 
 // record adds one measured request, seen by worker w: corrected latency from
 // the intended send time, uncorrected from the actual one, and the slip
-// between the two. kind is "" for a success.
-func (r *recorder) record(w int, intended, sent, end time.Duration, inTime bool, kind string) {
+// between the two. kind is "" for a success. For a streaming call, msgs are
+// the arrival times of its messages: the first one's time from the intended
+// send, and the gaps between consecutive ones, are recorded too.
+func (r *recorder) record(w int, intended, sent, end time.Duration, inTime bool, kind string, msgs []time.Duration) {
 	c, u, sl := micros(end-intended), micros(end-sent), micros(sent-intended)
 	s := &r.shards[w%len(r.shards)]
 	s.mu.Lock()
 	_ = s.corrected.RecordValue(c) // cannot fail: micros clamps
 	_ = s.uncorrected.RecordValue(u)
 	_ = s.slip.RecordValue(sl)
+	if r.streaming && len(msgs) > 0 {
+		_ = s.first.RecordValue(micros(msgs[0] - intended))
+		for i := 1; i < len(msgs); i++ {
+			_ = s.gap.RecordValue(micros(msgs[i] - msgs[i-1]))
+		}
+		s.messages += int64(len(msgs))
+	}
 	s.requests++
 	if inTime {
 		s.sentInTime++
@@ -110,6 +127,10 @@ type totals struct {
 	corrected, uncorrected, slip *hdrhistogram.Histogram
 	requests, sentInTime, errors int64
 	kinds                        map[string]int64
+	// Streaming only: the first message's latency and the gaps between
+	// messages (nil histograms otherwise), and the messages received.
+	first, gap *hdrhistogram.Histogram
+	messages   int64
 }
 
 // merge adds up the shards; call it after every worker has stopped.
@@ -118,12 +139,20 @@ func (r *recorder) merge() totals {
 		corrected: newHistogram(), uncorrected: newHistogram(), slip: newHistogram(),
 		kinds: map[string]int64{},
 	}
+	if r.streaming {
+		t.first, t.gap = newHistogram(), newHistogram()
+	}
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
 		t.corrected.Merge(s.corrected)
 		t.uncorrected.Merge(s.uncorrected)
 		t.slip.Merge(s.slip)
+		if r.streaming {
+			t.first.Merge(s.first)
+			t.gap.Merge(s.gap)
+			t.messages += s.messages
+		}
 		t.requests += s.requests
 		t.sentInTime += s.sentInTime
 		t.errors += s.errors

@@ -72,26 +72,26 @@ func TestMicros(t *testing.T) {
 func BenchmarkRecord(b *testing.B) {
 	const workers = 64
 	b.Run("sharded-mutex", func(b *testing.B) {
-		r := newRecorder(min(runtime.GOMAXPROCS(0), 16))
+		r := newRecorder(min(runtime.GOMAXPROCS(0), 16), false)
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			w := int(next.Add(1))
 			i := time.Duration(w)
 			for pb.Next() {
 				i += 997
-				r.record(w, 0, i%time.Millisecond, i%(10*time.Millisecond), true, "")
+				r.record(w, 0, i%time.Millisecond, i%(10*time.Millisecond), true, "", nil)
 			}
 		})
 	})
 	b.Run("one-mutex", func(b *testing.B) {
-		r := newRecorder(1)
+		r := newRecorder(1, false)
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			w := int(next.Add(1))
 			i := time.Duration(w)
 			for pb.Next() {
 				i += 997
-				r.record(w, 0, i%time.Millisecond, i%(10*time.Millisecond), true, "")
+				r.record(w, 0, i%time.Millisecond, i%(10*time.Millisecond), true, "", nil)
 			}
 		})
 	})

@@ -25,11 +25,16 @@ type Result struct {
 	Errors      int64            `json:"errors"`
 	ErrorKinds  map[string]int64 `json:"error_kinds"`
 	Histograms  HistogramResult  `json:"histograms"`
+	Stream      *StreamResult    `json:"stream,omitempty"` // --grpc-stream only
 	Generator   GeneratorResult  `json:"generator"`
 	Interrupted bool             `json:"interrupted"`
 
+	WireSentBytes     int64 `json:"wire_sent_bytes"`
+	WireReceivedBytes int64 `json:"wire_received_bytes"`
+
 	// The decoded histograms, for the summary; not part of the JSON.
 	corrected, uncorrected, slip *hdrhistogram.Histogram
+	first, gap                   *hdrhistogram.Histogram // streaming only
 }
 
 // RateResult is the "rate" object.
@@ -50,6 +55,20 @@ type HistogramResult struct {
 	Corrected   string `json:"corrected"`
 	Uncorrected string `json:"uncorrected"`
 	Slip        string `json:"slip"`
+}
+
+// StreamResult is the "stream" object, present with --grpc-stream only.
+type StreamResult struct {
+	Messages     int64                 `json:"messages"`
+	MessagesPerS float64               `json:"messages_per_s"`
+	Histograms   StreamHistogramResult `json:"histograms"`
+}
+
+// StreamHistogramResult is the "stream.histograms" object: base64
+// compressed V2 HDR histograms in microseconds, as "histograms".
+type StreamHistogramResult struct {
+	FirstMessage string `json:"first_message"`
+	Gap          string `json:"gap"`
 }
 
 // GeneratorResult is the "generator" object.
@@ -138,6 +157,20 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(&b, "  %11s    %12.3f %12.3f\n", "max", ms(r.corrected.Max()), ms(r.uncorrected.Max()))
 	fmt.Fprintf(&b, "  Schedule slip (ms): p50 %.3f, p99 %.3f, max %.3f\n",
 		ms(r.slip.ValueAtPercentile(50)), ms(r.slip.ValueAtPercentile(99)), ms(r.slip.Max()))
+	if r.Stream != nil && r.first != nil && r.gap != nil {
+		fmt.Fprintf(&b, "  Stream: %d messages (%.1f msg/s); first message (ms): p50 %.3f, p99 %.3f, max %.3f; gap (ms): p50 %.3f, p99 %.3f, max %.3f\n",
+			r.Stream.Messages, r.Stream.MessagesPerS,
+			ms(r.first.ValueAtPercentile(50)), ms(r.first.ValueAtPercentile(99)), ms(r.first.Max()),
+			ms(r.gap.ValueAtPercentile(50)), ms(r.gap.ValueAtPercentile(99)), ms(r.gap.Max()))
+	}
+	perRequest := func(n int64) float64 {
+		if r.Requests == 0 {
+			return 0
+		}
+		return float64(n) / float64(r.Requests)
+	}
+	fmt.Fprintf(&b, "  Wire: sent %d bytes, received %d bytes in the window (%.0f and %.0f per request)\n",
+		r.WireSentBytes, r.WireReceivedBytes, perRequest(r.WireSentBytes), perRequest(r.WireReceivedBytes))
 	capHit := "never reached"
 	if r.Generator.InFlightCapHit {
 		capHit = "REACHED (requests waited for a free slot)"

@@ -60,7 +60,7 @@ func TestSummaryLeavesJSONAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"engine", "load_model", "arrival", "url", "rate", "window", "requests",
-		"errors", "error_kinds", "histograms", "generator", "interrupted"}
+		"errors", "error_kinds", "histograms", "generator", "interrupted", "wire_sent_bytes", "wire_received_bytes"}
 	if len(top) != len(want) {
 		t.Errorf("result JSON has %d fields, want %d: %s", len(top), len(want), b)
 	}

@@ -25,16 +25,26 @@ type target interface {
 // connector is implemented by sessions that hold a connection of their own:
 // a new worker connects before it takes its first job (see acquire).
 type connector interface {
-	connect() error
+	connect(ctx context.Context) error
 }
 
 // session sends one request at a time.
 type session interface {
-	// do sends the request for draw (the {rand:N} values, see urlTemplate)
-	// and waits for the whole answer, at most timeout. It returns "" for a
-	// success, else the error kind.
-	do(draw uint64) string
+	// do sends the request for draw (the {rand:N} values, see
+	// textTemplate) and waits for the whole answer, at most timeout. A
+	// streaming call notes each message's arrival in log. It returns "" for
+	// a success, else the error kind.
+	do(ctx context.Context, draw uint64, log *msgLog) string
 }
+
+// msgLog is where a streaming call notes when each of its messages arrived,
+// on the run's clock; its worker reuses it from call to call.
+type msgLog struct {
+	clock Clock
+	at    []time.Duration
+}
+
+func (l *msgLog) arrived() { l.at = append(l.at, l.clock.Now()) }
 
 // job is one request of the schedule, handed from the scheduler to a worker.
 type job struct {
@@ -50,6 +60,7 @@ type engine struct {
 	tgt     target
 	rec     *recorder
 	cpuTime func() time.Duration // process CPU time so far
+	wire    *wireCounter         // the target's bytes on the wire; nil: none counted
 
 	// Workers that wait for a job, most recently freed last: the scheduler
 	// takes the last one, so that the same few workers (and connections)
@@ -85,6 +96,9 @@ type schedStats struct {
 	// from the start of the window to the scheduler's end of it (later than
 	// planned when the generator fell behind).
 	cpu, cpuSpan time.Duration
+	// wireSent and wireReceived are the bytes the target's connections
+	// wrote and read over the same span.
+	wireSent, wireReceived int64
 }
 
 // newEngine prepares a run of cfg, which must be valid, against tgt.
@@ -94,7 +108,7 @@ func newEngine(cfg *Config, clock Clock, tgt target, cpuTime func() time.Duratio
 		cfg:         cfg,
 		clock:       clock,
 		tgt:         tgt,
-		rec:         newRecorder(shards),
+		rec:         newRecorder(shards, cfg.GRPCStream),
 		cpuTime:     cpuTime,
 		freed:       make(chan struct{}, 1),
 		windowStart: cfg.Warmup,
@@ -139,7 +153,7 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 	// The {rand:N} draws come from their own stream, seeded like the
 	// arrivals, so that a seed fixes the sequence of targets too.
 	var rng *rand.Rand
-	if e.cfg.target.space > 1 {
+	if e.cfg.space > 1 {
 		rng = rand.New(rand.NewPCG(e.cfg.Seed, 0x72616e64)) // "rand"
 	}
 	// A generator that cannot keep up gives up a while after the window,
@@ -147,11 +161,18 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 	giveUp := make(chan struct{})
 	giveUpTimer := time.AfterFunc(end+giveUpAfter-e.clock.Now(), func() { close(giveUp) })
 	defer giveUpTimer.Stop()
-	// The process CPU time at the start of the window, sampled on time
-	// even when the scheduler is late.
-	type sample struct{ at, cpu time.Duration }
+	// The process CPU time and the bytes on the wire at the start of the
+	// window, sampled on time even when the scheduler is late.
+	type sample struct {
+		at, cpu        time.Duration
+		sent, received int64
+	}
 	var first atomic.Pointer[sample]
-	takeFirst := func() { first.Store(&sample{e.clock.Now(), e.cpuTime()}) }
+	takeFirst := func() {
+		s := &sample{at: e.clock.Now(), cpu: e.cpuTime()}
+		s.sent, s.received = e.wire.snapshot()
+		first.Store(s)
+	}
 	if d := e.windowStart - e.clock.Now(); d <= 0 {
 		takeFirst()
 	} else {
@@ -174,7 +195,7 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 				now = e.clock.Now()
 			}
 		}
-		w := e.acquire(done, giveUp, &st)
+		w := e.acquire(ctx, giveUp, &st)
 		if w == nil {
 			if !st.interrupted {
 				e.abandon(t, arr)
@@ -183,7 +204,7 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 		}
 		var draw uint64
 		if rng != nil {
-			draw = rng.Uint64N(e.cfg.target.space)
+			draw = rng.Uint64N(e.cfg.space)
 		}
 		w.jobs <- job{intended: t, draw: draw, measured: t >= e.windowStart}
 	}
@@ -193,6 +214,8 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 	stop := e.clock.Now()
 	if f := first.Load(); f != nil {
 		st.cpu, st.cpuSpan = e.cpuTime()-f.cpu, stop-f.at
+		sent, received := e.wire.snapshot()
+		st.wireSent, st.wireReceived = sent-f.sent, received-f.received
 	}
 	st.window = e.cfg.Duration
 	if st.interrupted {
@@ -204,7 +227,9 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 
 // acquire returns the most recently freed idle worker, or waits for one,
 // and notes whether it waited because MaxInFlight requests were in flight.
-// It returns nil if done closes first.
+// It returns nil if ctx is done first. The workers it starts send with ctx
+// less its cancellation: an interrupt stops the schedule, not the requests
+// in flight.
 //
 // While none is idle, the pool grows by one worker at a time: a new worker
 // first opens its connection and only then joins the idle stack, and the
@@ -218,7 +243,8 @@ func (e *engine) schedule(ctx context.Context) schedStats {
 // up to the cap (measured: 4096 connections within half a second at 40k
 // req/s). A truly slow target still gets a new connection every few tens of
 // microseconds, as many as it keeps busy.
-func (e *engine) acquire(done, giveUp <-chan struct{}, st *schedStats) *worker {
+func (e *engine) acquire(ctx context.Context, giveUp <-chan struct{}, st *schedStats) *worker {
+	done := ctx.Done()
 	for {
 		select {
 		case <-done:
@@ -244,7 +270,7 @@ func (e *engine) acquire(done, giveUp <-chan struct{}, st *schedStats) *worker {
 			w := &worker{id: len(e.workers), jobs: make(chan job, 1)}
 			e.workers = append(e.workers, w)
 			e.wg.Add(1)
-			go e.work(w)
+			go e.work(context.WithoutCancel(ctx), w)
 		} else if len(e.workers) >= e.cfg.MaxInFlight {
 			st.capHit = true
 		}
@@ -282,20 +308,22 @@ func (e *engine) abandon(t time.Duration, arr *arrivals) {
 // going back on the idle stack after each. Workers are started as the
 // requests in flight reach a new high, so a slow target gets up to
 // MaxInFlight of them and a fast one a handful.
-func (e *engine) work(w *worker) {
+func (e *engine) work(ctx context.Context, w *worker) {
 	defer e.wg.Done()
 	s := e.tgt.session(w.id)
 	if c, ok := s.(connector); ok {
-		_ = c.connect() // a failure shows on the first request, which retries
+		_ = c.connect(ctx) // a failure shows on the first request, which retries
 	}
 	e.release(w, true)
+	log := &msgLog{clock: e.clock}
 	for j := range w.jobs {
+		log.at = log.at[:0]
 		sent := e.clock.Now()
-		kind := s.do(j.draw)
+		kind := s.do(ctx, j.draw, log)
 		if j.measured {
 			end := e.clock.Now()
 			inTime := sent < time.Duration(e.windowEnd.Load())
-			e.rec.record(w.id, j.intended, sent, end, inTime, kind)
+			e.rec.record(w.id, j.intended, sent, end, inTime, kind, log.at)
 		}
 		e.release(w, false)
 	}

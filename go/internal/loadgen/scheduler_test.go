@@ -19,7 +19,7 @@ type fakeTarget struct {
 func (f *fakeTarget) session(int) session { return f }
 func (f *fakeTarget) close()              {}
 
-func (f *fakeTarget) do(draw uint64) string {
+func (f *fakeTarget) do(_ context.Context, draw uint64, _ *msgLog) string {
 	f.mu.Lock()
 	f.draws = append(f.draws, draw)
 	n := len(f.draws)

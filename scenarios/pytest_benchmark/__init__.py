@@ -1,0 +1,1 @@
+"""pytest-benchmark suites: micro-benchmarks run by a study, one file per benchmark."""
