@@ -27,13 +27,16 @@ PROTOC_GEN_GO_GRPC := .tools/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)/pr
 PROTO_FILES := $(shell cd proto 2>/dev/null && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
 PROTO_PY := systems/rpc/gen
 PROTO_GO := go/gen
+# ghz, the gRPC benchmark loadgen's gRPC mode is compared with in `make bench-engines`, pinned.
+GHZ_VERSION := v0.121.0
+GHZ := .tools/ghz-$(GHZ_VERSION)/ghz
 
 .PHONY: help setup bench bench-engines test pytest gotest soak lint typecheck report gate proto clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
 	@echo "make test       lint, type-check and run the Python and Go tests"
-	@echo "make bench-engines  the load engines' headroom (loadgen vs wrk, Locust recording cost)"
+	@echo "make bench-engines  the load engines' headroom (loadgen vs wrk and ghz, Locust recording cost)"
 	@echo "make lint       actionlint, ruff check + format check, gofmt, go vet"
 	@echo "make typecheck  mypy --strict"
 	@echo "make report     re-render a run's report (RUN=<run-id>, default: the newest run)"
@@ -57,10 +60,14 @@ setup: $(STAMP) $(GO_BINARIES)
 bench: setup
 	$(BIN)/patternbench run --all --profile quick
 
-# The load engines' headroom: loadgen vs wrk on a Go hello server, Locust's recording overhead.
-bench-engines: setup
+# The load engines' headroom: loadgen vs wrk on a Go hello server, Locust's recording overhead,
+# loadgen's gRPC mode vs ghz on the go-grpc server (rpcgrpc).
+bench-engines: setup $(GHZ)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-	$(BIN)/patternbench engines
+	PATTERNBENCH_GHZ=$(abspath $(GHZ)) $(BIN)/patternbench engines --grpc-target rpc/go-grpc
+
+$(GHZ):
+	GOBIN=$(abspath $(@D)) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 # The regression gate: both revisions in worktrees, the gate profile interleaved, exit 0/1/2.
 BASE ?= $(shell git merge-base HEAD origin/main 2>/dev/null || git merge-base HEAD main 2>/dev/null)

@@ -293,9 +293,12 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--cpus", type=_cpus, help="CPU list for the generator (default: lower half)")
     load.add_argument("--json", type=_out_file, metavar="FILE", help="write the summary as JSON")
 
-    sub.add_parser(
-        "engines", help="measure the load engines' headroom against wrk and plain Locust"
+    eng = sub.add_parser(
+        "engines", help="measure the load engines' headroom against wrk, plain Locust and ghz"
     )
+    eng.add_argument("--grpc-target", metavar="PATTERN/IMPL",
+                     help="the gRPC implementation loadgen's gRPC mode and ghz are measured "
+                          "against (its own call); without it that check is skipped")  # fmt: skip
 
     cmp = sub.add_parser(
         "compare",

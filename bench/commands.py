@@ -21,6 +21,7 @@ from rich.table import Table
 
 from bench.catalog import CatalogError, Pattern, load_catalog
 from bench.engines import check as engine_check
+from bench.engines import check_grpc as engine_grpc
 from bench.engines import target
 from bench.engines import url as load_url
 from bench.engines.spec import LoadError
@@ -354,16 +355,39 @@ def cmd_load(args: argparse.Namespace, parts: Parts) -> int:
 
 def cmd_engines(args: argparse.Namespace, parts: Parts) -> int:
     root = _root()
-    subprocess.run(["go", "build", "-o", "bin/", "./cmd/loadgen", "./cmd/hello"], cwd=root / "go",
-                   check=True)  # fmt: skip
-    figures = engine_check.measure_engines(root, lambda line: print(f"  {line}", flush=True))
-    print(
+    subprocess.run(["go", "build", "-o", "bin/", "./cmd/..."], cwd=root / "go", check=True)
+
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)
+
+    figures = engine_check.measure_engines(root, say)
+    lines = [
         f"loadgen / wrk: {figures.loadgen_max_rps:,.0f} / {figures.wrk_rps:,.0f} req/s = "
-        f"{figures.loadgen_ratio:.2f} (target >= 0.5)\n"
+        f"{figures.loadgen_ratio:.2f} (target >= 0.5)",
         f"Locust recording overhead: {100 * figures.recording_overhead:.1f}% "
-        f"(median of {len(figures.locust_plain_rps)} alternations; target <= 10%)"
-    )
-    return EXIT_OK
+        f"(median of {len(figures.locust_plain_rps)} alternations; target <= 10%)",
+    ]
+    code = EXIT_OK
+    ghz = engine_grpc.ghz_binary()
+    if isinstance(ghz, str) or not args.grpc_target:
+        why = ghz if isinstance(ghz, str) else "no --grpc-target PATTERN/IMPL given"
+        lines.append(f"loadgen gRPC / ghz: skipped: {why}")
+    else:
+        try:
+            aim = engine_grpc.find_target(root, args.grpc_target, parts.kinds())
+            grpc = engine_grpc.measure_grpc(root, ghz, aim, say)
+        except engine_grpc.GrpcCheckError as e:
+            lines.append(f"loadgen gRPC / ghz: not measured: {e}")
+            code = EXIT_FAILED
+        else:
+            best = grpc.ghz_best
+            lines.append(
+                f"loadgen gRPC / ghz: {grpc.loadgen_max_rps:,.0f} / {best.ok_rps:,.0f} calls/s = "
+                f"{grpc.ratio:.2f} (target >= {engine_grpc.TARGET_RATIO}; loadgen open-loop, "
+                f"ghz closed-loop -c {best.concurrency} --connections {best.connections})"
+            )
+    print("\n".join(lines))
+    return code
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Parts], int]] = {

@@ -4,12 +4,15 @@ Two ratios, each from one run on this machine, against a Go `net/http` hello ser
 system's CPUs with the generator on the load generator's CPUs:
 
 - loadgen's highest rate kept on schedule (achieved ≥ 99% of target, slip p99 ≤ 5 ms, CPU
-  < 90%, whatever the reason it would fall behind — here the question is the generator's
-  ceiling, so a saturated server counts against it too) as a share of wrk's closed-loop rate
-  (target ≥ 0.5);
+  < 90%, errors ≤ 1%, whatever the reason it would fall behind — here the question is the
+  generator's ceiling, so a saturated server counts against it too) as a share of wrk's
+  closed-loop rate (target ≥ 0.5);
 - the Locust recording hook's overhead: Locust FastHttpUser throughput with the hook recording
   every request into HDR histograms vs the same locustfile with the hook off (target ≤ 10%),
   alternated A B A B so drift hits both.
+
+A third, loadgen's gRPC mode against ghz on the go-grpc server, is `bench.engines.check_grpc`'s;
+it shares the ceiling search and its rules (`loadgen_step`, `loadgen_max_rps`) from here.
 """
 
 from __future__ import annotations
@@ -34,11 +37,14 @@ from bench.engines.url import run as run_load
 from bench.launch.cpusets import plan
 from bench.launch.probes import http_ready
 from bench.launch.supervisor import LaunchSpec, Supervisor, port_in_use
+from bench.models import LoadStats
 from bench.stats import headroom
 
 HELLO_PORT = 18090
 #: For the ceiling, the generator must deliver this share of the rate it was asked for.
 ON_SCHEDULE_SHARE = 0.99
+#: ... and at most this share of its requests may fail (a fast error is not a served request).
+MAX_ERROR_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,44 @@ def wrk_rps(url: str, cpus: list[int], seconds: int = 5) -> float:
     if match is None:
         raise RuntimeError(f"could not read wrk's output: {out}")
     return float(match.group(1))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rate of loadgen's ceiling search: what it measured, and why it was not on schedule
+    (empty: it was)."""
+
+    rate: float
+    stats: LoadStats
+    reasons: list[str]
+
+
+def off_schedule(stats: LoadStats, rate: float) -> list[str]:
+    """Why loadgen did not keep `rate` on schedule, whatever held it back (the generator, or the
+    server saturating: both count against the ceiling); empty when it did."""
+    slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
+    reasons = headroom.invalid_reasons(stats)
+    if stats.achieved_rps < ON_SCHEDULE_SHARE * rate:
+        reasons.append(f"achieved under {ON_SCHEDULE_SHARE:.0%} of the rate")
+    if slip > headroom.MAX_SLIP_P99_MS:
+        reasons.append(f"slip p99 over {headroom.MAX_SLIP_P99_MS:g} ms")
+    if stats.errors > MAX_ERROR_SHARE * max(stats.requests, 1):
+        reasons.append(f"errors on {stats.errors / max(stats.requests, 1):.1%} of the requests")
+    return reasons
+
+
+def loadgen_step(
+    request: LoadRequest, say: Callable[[str], None], what: str = "loadgen", unit: str = "req/s"
+) -> Step:
+    """loadgen at `request.rate`, judged by `off_schedule`, with one line said about it."""
+    assert request.rate is not None
+    stats = run_load(request, {"loadgen": Loadgen()})
+    reasons = off_schedule(stats, request.rate)
+    slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
+    verdict = reasons[0] if reasons else "on schedule"
+    say(f"{what} at {request.rate:,.0f} {unit}: achieved {stats.achieved_rps:,.0f}, "
+        f"slip p99 {slip:.2f} ms, CPU {stats.generator_cpu_percent:.0f}%: {verdict}")  # fmt: skip
+    return Step(rate=request.rate, stats=stats, reasons=reasons)
 
 
 def loadgen_max_rps(measure: Callable[[float], bool], start: float, steps: int = 8) -> float:
@@ -128,22 +172,12 @@ def measure_engines(root: Path, say: Callable[[str], None]) -> EngineFigures:
             say(f"wrk -t1 -c32: {wrk:,.0f} req/s")
 
             def kept_up(rate: float) -> bool:
-                stats = run_load(LoadRequest(
+                request = LoadRequest(
                     url=url, engine="loadgen", rate=rate, duration_s=3.0, warmup_s=1.0,
                     arrival="constant", users=1, cpus=cpus.loadgen,
                     workdir=workdir / f"loadgen-{rate:.0f}", root=root, max_in_flight=256,
-                ), {"loadgen": Loadgen()})  # fmt: skip
-                slip = stats.slip_ms.p99 if stats.slip_ms else 0.0
-                reasons = headroom.invalid_reasons(stats)
-                if stats.achieved_rps < ON_SCHEDULE_SHARE * rate:
-                    reasons.append(f"achieved under {ON_SCHEDULE_SHARE:.0%} of the rate")
-                if slip > headroom.MAX_SLIP_P99_MS:
-                    reasons.append(f"slip p99 over {headroom.MAX_SLIP_P99_MS:g} ms")
-                verdict = reasons[0] if reasons else "on schedule"
-                cpu = stats.generator_cpu_percent
-                say(f"loadgen at {rate:,.0f} req/s: achieved {stats.achieved_rps:,.0f}, "
-                    f"slip p99 {slip:.2f} ms, CPU {cpu:.0f}%: {verdict}")  # fmt: skip
-                return not reasons
+                )  # fmt: skip
+                return not loadgen_step(request, say).reasons
 
             best = loadgen_max_rps(kept_up, start=20_000.0)
             plain: list[float] = []
