@@ -23,6 +23,11 @@ the harness running:
 Bytes per message come from the suites (what each codec writes), and ns/byte and MB/s are over
 those bytes. A tool that fails or a size without figures is recorded in the study's errors, and
 the study goes on; so is a size whose protobuf message differs between the languages.
+
+With `handler_limit` and `handler_features` (the service's own request shape, from the run's
+parameters), both suites also time one call of each server's own work in process (decode the
+request, rank, build the answer and encode it, in each codec), and the report sets that against
+the CPU each implementation of the run spent per call (bench/studies/codec_cost.py).
 """
 
 from __future__ import annotations
@@ -41,14 +46,15 @@ from bench.studies.base import StudyContext
 from bench.studies.codec_data import (
     CodecDataError,
     CodecResults,
-    CodecSpec,
-    GoCodecBenchmark,
+    HandlerCall,
     Measurement,
+    go_handlers,
     go_measurements,
     problems,
     read_pytest_json,
     to_study,
 )
+from bench.studies.codec_spec import CodecSpec, GoCodecBenchmark
 from bench.studies.pinned import CommandError, Pinned
 from bench.studies.pools_go import GoBenchError, parse_go_bench
 
@@ -68,15 +74,20 @@ class CodecStudy:
         return to_study(name, spec.model_dump(mode="json"), run_codec(spec, ctx))
 
     def section(self, study: Study, run: RunResult, run_dir: Path) -> ReportSection:
-        return codec_report.section(study, run_dir)
+        return codec_report.section(study, run, run_dir)
 
 
-def _sizes(spec: CodecSpec) -> str:
-    return ",".join(map(str, spec.sizes))
+Found = tuple[list[Measurement], list[HandlerCall]]
+
+
+def _args(spec: CodecSpec, args: list[str]) -> list[str]:
+    """The table's arguments, `{sizes}` and `{handler}` filled in."""
+    handler = ",".join(map(str, spec.handler)) if spec.handler is not None else ""
+    return [a.format(sizes=",".join(map(str, spec.sizes)), handler=handler) for a in args]
 
 
 def pytest_command(spec: CodecSpec, root: Path, out: Path) -> list[str]:
-    args = [a.format(sizes=_sizes(spec)) for a in spec.pytest.args]
+    args = _args(spec, spec.pytest.args)
     return [
         sys.executable, "-m", "pytest", str(root / spec.pytest.script), "-q", "-rs",
         "-p", "no:cacheprovider", "--benchmark-only", f"--benchmark-json={out}",
@@ -87,7 +98,7 @@ def pytest_command(spec: CodecSpec, root: Path, out: Path) -> list[str]:
 
 
 def go_command(spec: CodecSpec, go: GoCodecBenchmark) -> list[str]:
-    args = [a.format(sizes=_sizes(spec)) for a in go.args]
+    args = _args(spec, go.args)
     return [
         "go", "test", "-run", "^$", "-bench", f"^{go.benchmark}$",
         "-benchtime", spec.go_benchtime, "-count", str(spec.go_count), go.package, "-args", *args,
@@ -101,14 +112,17 @@ def _skipped(output: str) -> str:
     return reasons[0] if reasons else (lines[-1] if lines else "no output")
 
 
-def run_python(spec: CodecSpec, pinned: Pinned, workdir: Path) -> list[Measurement]:
+def run_python(spec: CodecSpec, pinned: Pinned, workdir: Path) -> Found:
     """The pytest-benchmark suite, its JSON kept in `workdir`."""
     out = workdir / PYTHON_JSON
     out.unlink(missing_ok=True)
     # A round of each test at least min_rounds times; the slowest call here (JSON of 1 MiB in
-    # Python) takes about a second.
+    # Python) takes about a second; a handler call as long as its answer's JSON at most.
     timeout = 120 + sum(6 * (spec.max_time_s + 1) + 3 * (spec.min_rounds + 2) * size / _MIB
                         for size in spec.sizes)  # fmt: skip
+    if spec.handler is not None:
+        answer = spec.handler[0] * 4 * max(1, spec.handler[1])
+        timeout += 2 * (spec.max_time_s + 1) + 2 * (spec.min_rounds + 2) * answer / _MIB
     text = pinned.run(pytest_command(spec, pinned.root, out), pinned.root, timeout)
     (workdir / PYTHON_LOG).write_text(text, encoding="utf-8")
     if not out.exists():
@@ -124,15 +138,16 @@ def _benchtime_s(benchtime: str) -> float:
     return float(match.group(1)) * scale[match.group(2)]
 
 
-def run_go(
-    spec: CodecSpec, go: GoCodecBenchmark, pinned: Pinned, workdir: Path
-) -> list[Measurement]:
+def run_go(spec: CodecSpec, go: GoCodecBenchmark, pinned: Pinned, workdir: Path) -> Found:
     """The Go benchmark; its output is kept in `workdir`."""
     per_run = sum(4 * (2 * _benchtime_s(spec.go_benchtime) + 0.5 + size / _MIB)
                   for size in spec.sizes)  # fmt: skip
+    if spec.handler is not None:
+        per_run += 2 * (2 * _benchtime_s(spec.go_benchtime) + 0.5)
     text = pinned.run(go_command(spec, go), pinned.root / go.dir, 180 + spec.go_count * per_run)
     (workdir / GO_LOG).write_text(text, encoding="utf-8")
-    return go_measurements(parse_go_bench(text))
+    lines = parse_go_bench(text)
+    return go_measurements(lines), go_handlers(lines)
 
 
 def run_codec(spec: CodecSpec, ctx: StudyContext) -> CodecResults:
@@ -141,22 +156,29 @@ def run_codec(spec: CodecSpec, ctx: StudyContext) -> CodecResults:
     pinned = Pinned(root=ctx.root, cpus=ctx.cpus)
     errors: list[str] = []
     measurements: list[Measurement] = []
+    handlers: list[HandlerCall] = []
     files = {"python": PYTHON_JSON}
     sizes = ", ".join(codec_report.size_label(s) for s in spec.sizes)
+    if spec.handler is not None:
+        sizes += f"; the handler, {spec.handler[0]} items of {spec.handler[1]} features"
     ctx.say(f"pytest-benchmark: {sizes}")
     try:
-        measurements += run_python(spec, pinned, ctx.workdir)
+        found, calls = run_python(spec, pinned, ctx.workdir)
+        measurements, handlers = measurements + found, handlers + calls
     except (CommandError, CodecDataError) as e:
         errors.append(f"pytest-benchmark: {e}")
     if spec.go is not None:
         files["go"] = GO_LOG
         ctx.say(f"go test -bench: {sizes}, {spec.go_count} samples each")
         try:
-            measurements += run_go(spec, spec.go, pinned, ctx.workdir)
+            found, calls = run_go(spec, spec.go, pinned, ctx.workdir)
+            measurements, handlers = measurements + found, handlers + calls
         except (CommandError, CodecDataError, GoBenchError) as e:
             errors.append(f"go test -bench: {e}")
     results = CodecResults(sizes=spec.sizes, cpus=list(ctx.cpus), measurements=measurements,
-                           files=files)  # fmt: skip
+                           handlers=handlers, handler=spec.handler,
+                           goal_calls_s=spec.goal_calls_s, files=files)  # fmt: skip
     # A tool that failed outright has said so above; what the others lack is said here.
-    measured = list(dict.fromkeys(m.language for m in measurements))
+    measured = list(dict.fromkeys([m.language for m in measurements]
+                                  + [h.language for h in handlers]))  # fmt: skip
     return replace(results, errors=errors + problems(results, measured))

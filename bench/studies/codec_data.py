@@ -1,14 +1,15 @@
-"""The codec study's table, its measurements read from both tools, and their layout in `Study`.
+"""The codec study's measurements read from both tools, and their layout in `Study`.
 
-The table (`[studies.<name>]` with `kind = "codec"`) names the pattern's pytest-benchmark suite
-and Go benchmark and the arguments they are given: `{sizes}` in them becomes the sizes, comma-
-separated (write it `{{sizes}}` in the system.toml); nothing else is read.
+The table is bench/studies/codec_spec.py's.
 
 Both tools name every benchmark by size (bytes of protobuf the message is built to), codec and
 op, and report the bytes its codec writes or reads per message: pytest-benchmark in each
 benchmark's `extra_info` (`size`, `items`, `features`, `codec`, `op`, `bytes`, `proto_bytes`),
 `go test -bench` in its sub-benchmark name (`size=S/items=I/features=F/codec=C/op=O`) and a
-`B/msg` metric.
+`B/msg` metric. A handler benchmark (one call of a server's own work, in process: decode the
+request, rank, build and encode the answer) is named by its request and codec instead:
+`extra_info` `op` "handler", `limit`, `features`, `codec`, `bytes` (the answer's); in Go
+`handler=NAME/limit=L/features=F/codec=C` with `B/msg`.
 
 A codec study is stored as a `Study` of kind "codec":
 
@@ -18,87 +19,34 @@ A codec study is stored as a `Study` of kind "codec":
   `source` (pytest-benchmark or go-bench); each point's: `bytes` (what this codec writes or
   reads per message), `proto_bytes` (the message's protobuf size), `items`, `features`,
   `ns_per_byte` and `mb_per_s` (over `bytes`);
-- **metadata**: `sizes`, `cpus`, `files` (the tools' own output kept in the study's folder).
+- **estimates** `handler <language>/<codec>`: one handler call's time, µs (the median with its
+  interval, as a series' point);
+- **metadata**: `sizes`, `cpus`, `files` (the tools' own output kept in the study's folder),
+  `handler` (the request asked: `limit`, `features`; absent when none) and `handlers` (each
+  handler figure's `language`, `codec`, `limit`, `features`, `bytes`, `source`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bench.models import Axis, Estimate, Series, SeriesPoint, Study
 from bench.stats.confidence import median_ci
 from bench.studies.pools_go import GoBenchLine
 
 KIND = "codec"
+HANDLER = "handler "
+#: The calls/s the report sets each implementation's CPU per call against, unless the table says.
+GOAL_CALLS_S = 10_000.0
+#: How the report names a codec and a language; any other by its own name.
+CODEC_NAMES = {"protobuf": "protobuf", "json": "JSON", "json-dict": "json-dict"}
+LANGUAGE_NAMES = {"python": "Python", "go": "Go"}
 SIZE = Axis(name="message size", unit="bytes")
 TIME = Axis(name="time per message", unit="µs")
-_BENCHTIME = re.compile(r"^(\d+x|\d+(\.\d+)?(ns|us|µs|ms|s|m))$")
-
-
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PytestSuite(_Table):
-    """`python -m pytest SCRIPT *args` with pytest-benchmark's options, run from the root."""
-
-    script: str = Field(description="relative to the repository root")
-    args: list[str] = Field(default=[], description="given unread; `{sizes}` filled in")
-
-
-class GoCodecBenchmark(_Table):
-    """`go test -bench ^BENCHMARK$ PACKAGE -args *args`, run in `dir`."""
-
-    dir: str = "go"
-    package: str = Field(description="the Go package of the benchmark, e.g. ./internal/x/codec")
-    benchmark: str = Field(description="e.g. BenchmarkCodec")
-    args: list[str] = Field(default=[], description="given unread; `{sizes}` filled in")
-
-
-class CodecSpec(_Table):
-    """The `[studies.<name>]` table of kind "codec", rendered with the run's parameters."""
-
-    sizes: list[int] = Field(min_length=1, description="protobuf sizes of the messages, bytes")
-    min_rounds: int = Field(default=5, ge=1, description="pytest-benchmark's rounds at least")
-    max_time_s: float = Field(default=0.5, gt=0, description="pytest-benchmark's time per test")
-    min_time_s: float = Field(
-        default=0.0005, gt=0, description="a round is at least this long (calls batched)"
-    )
-    go_count: int = Field(default=5, ge=1, description="go test -bench -count")
-    go_benchtime: str = Field(default="0.2s", description="go test -benchtime, e.g. 0.2s or 100x")
-    pytest: PytestSuite
-    go: GoCodecBenchmark | None = None
-
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        """`"100,1024"` (a parameter) or one number as a list; a list stays one."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, int):
-            return [value]
-        return value
-
-    @field_validator("sizes")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(size < 1 for size in value) or len(set(value)) != len(value):
-            raise ValueError(f"sizes must be distinct byte counts of 1 or more: {value}")
-        return sorted(value)
-
-    @field_validator("go_benchtime")
-    @classmethod
-    def _benchtime(cls, value: str) -> str:
-        if not _BENCHTIME.match(value):
-            raise ValueError(f"{value!r} is not a go -benchtime (0.2s, 500ms, 100x)")
-        return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,10 +77,33 @@ class Measurement:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HandlerCall:
+    """One call of a server's own work in process, one language and codec: decode the request,
+    rank, build the answer and encode it."""
+
+    language: str
+    codec: str
+    limit: int
+    features: int
+    bytes: int
+    """The answer's, in this codec."""
+    time_us: Estimate
+    source: str
+
+    @property
+    def key(self) -> str:
+        return f"{HANDLER}{self.language}/{self.codec}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class CodecResults:
     sizes: list[int]
     cpus: list[int]
     measurements: list[Measurement]
+    handlers: list[HandlerCall] = field(default_factory=list)
+    handler: tuple[int, int] | None = None
+    """The handler's request asked, (limit, features); None: none asked."""
+    goal_calls_s: float = GOAL_CALLS_S
     errors: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
@@ -159,15 +130,17 @@ def _int(found: dict[str, Any], key: str, where: str) -> int:
         raise CodecDataError(f"{where}: {key} {value!r} is not a whole number") from None
 
 
-def read_pytest_json(path: Path) -> list[Measurement]:
+def read_pytest_json(path: Path) -> tuple[list[Measurement], list[HandlerCall]]:
     """Every benchmark of a pytest-benchmark JSON file (`--benchmark-json`): the per-call time
-    of each round (`stats.data`), or its median alone in a file saved without the data."""
+    of each round (`stats.data`), or its median alone in a file saved without the data; the
+    codecs' ops first, the handler calls second."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         benchmarks = doc["benchmarks"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CodecDataError(f"{path.name}: not pytest-benchmark JSON: {e}") from None
     found: list[Measurement] = []
+    handlers: list[HandlerCall] = []
     for bench in benchmarks:
         where = f"{path.name}: {bench.get('name', '?')}"
         extra, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
@@ -177,9 +150,18 @@ def read_pytest_json(path: Path) -> list[Measurement]:
         codec, op = extra.get("codec"), extra.get("op")
         if not isinstance(codec, str) or not isinstance(op, str):
             raise CodecDataError(f"{where}: extra_info has no codec and op")
+        language = str(extra.get("language", "python"))
+        time_us = estimate_us([float(v) for v in data])
+        if op == "handler":
+            handlers.append(HandlerCall(language=language, codec=codec,
+                                        limit=_int(extra, "limit", where),
+                                        features=_int(extra, "features", where),
+                                        bytes=_int(extra, "bytes", where), time_us=time_us,
+                                        source="pytest-benchmark"))  # fmt: skip
+            continue
         found.append(
             Measurement(
-                language=str(extra.get("language", "python")),
+                language=language,
                 codec=codec,
                 op=op,
                 size=_int(extra, "size", where),
@@ -187,22 +169,30 @@ def read_pytest_json(path: Path) -> list[Measurement]:
                 features=_int(extra, "features", where),
                 bytes=_int(extra, "bytes", where),
                 proto_bytes=_int(extra, "proto_bytes", where),
-                time_us=estimate_us([float(v) for v in data]),
+                time_us=time_us,
                 source="pytest-benchmark",
             )
         )
-    return found
+    return found, handlers
+
+
+def _where(line: GoBenchLine) -> str:
+    where = f"{line.name}/{'/'.join(f'{k}={v}' for k, v in line.fields.items())}"
+    if "B/msg" not in line.metrics:
+        raise CodecDataError(f"{where}: no B/msg")
+    return where
 
 
 def go_measurements(lines: Iterable[GoBenchLine]) -> list[Measurement]:
-    """One measurement per sub-benchmark, its `-count` samples (ns/op) pooled."""
+    """One measurement per sub-benchmark of a codec's op (handler calls aside), its `-count`
+    samples (ns/op) pooled."""
     samples: dict[tuple[str, str, int, int, int], list[float]] = {}
     sizes: dict[tuple[str, str, int, int, int], int] = {}
     for line in lines:
         f = line.fields
-        where = f"{line.name}/{'/'.join(f'{k}={v}' for k, v in f.items())}"
-        if "B/msg" not in line.metrics:
-            raise CodecDataError(f"{where}: no B/msg")
+        if "handler" in f:
+            continue
+        where = _where(line)
         key = (f.get("codec", ""), f.get("op", ""), _int(f, "size", where),
                _int(f, "items", where), _int(f, "features", where))  # fmt: skip
         if not key[0] or not key[1]:
@@ -228,6 +218,34 @@ def go_measurements(lines: Iterable[GoBenchLine]) -> list[Measurement]:
     ]
 
 
+def go_handlers(lines: Iterable[GoBenchLine]) -> list[HandlerCall]:
+    """One figure per handler sub-benchmark (`handler=…/limit=L/features=F/codec=C`), its
+    `-count` samples pooled."""
+    samples: dict[tuple[str, int, int], list[float]] = {}
+    sizes: dict[tuple[str, int, int], int] = {}
+    for line in lines:
+        f = line.fields
+        if "handler" not in f:
+            continue
+        where = _where(line)
+        key = (f.get("codec", ""), _int(f, "limit", where), _int(f, "features", where))
+        if not key[0]:
+            raise CodecDataError(f"{where}: no codec")
+        samples.setdefault(key, []).append(line.ns_per_op / 1e9)
+        sizes[key] = round(line.metrics["B/msg"])
+    return [
+        HandlerCall(language="go", codec=codec, limit=limit, features=features,
+                    bytes=sizes[key], time_us=estimate_us(values), source="go-bench")
+        for key, values in samples.items()
+        for codec, limit, features in [key]
+    ]  # fmt: skip
+
+
+def _handler_meta(h: HandlerCall) -> dict[str, Any]:
+    return {"language": h.language, "codec": h.codec, "limit": h.limit,
+            "features": h.features, "bytes": h.bytes, "source": h.source}  # fmt: skip
+
+
 def to_study(name: str, spec: dict[str, Any], results: CodecResults) -> Study:
     series: dict[tuple[str, str, str], Series] = {}
     for m in sorted(results.measurements, key=lambda m: m.size):
@@ -251,13 +269,20 @@ def to_study(name: str, spec: dict[str, Any], results: CodecResults) -> Study:
             points=[point],
             metadata={"language": m.language, "codec": m.codec, "op": m.op, "source": m.source},
         )
+    meta: dict[str, Any] = {"sizes": results.sizes, "cpus": results.cpus, "files": results.files,
+                            "goal_calls_s": results.goal_calls_s}  # fmt: skip
+    if results.handler is not None:
+        meta["handler"] = {"limit": results.handler[0], "features": results.handler[1]}
+    if results.handlers:
+        meta["handlers"] = [_handler_meta(h) for h in results.handlers]
     return Study(
         kind=KIND,
         name=name,
         spec=spec,
         series=list(series.values()),
+        estimates={h.key: h.time_us for h in results.handlers},
         errors=results.errors,
-        metadata={"sizes": results.sizes, "cpus": results.cpus, "files": results.files},
+        metadata=meta,
     )
 
 
@@ -279,19 +304,33 @@ def from_study(study: Study) -> CodecResults:
         for p in s.points
     ]
     meta = study.metadata
+    handlers = []
+    for h in meta.get("handlers") or []:
+        language, codec = str(h.get("language", "")), str(h.get("codec", ""))
+        estimate = study.estimates.get(f"{HANDLER}{language}/{codec}")
+        if estimate is not None:
+            handlers.append(HandlerCall(language=language, codec=codec,
+                                        limit=int(h.get("limit") or 0),
+                                        features=int(h.get("features") or 0),
+                                        bytes=int(h.get("bytes") or 0), time_us=estimate,
+                                        source=str(h.get("source", ""))))  # fmt: skip
+    asked = meta.get("handler")
     return CodecResults(
         sizes=[int(x) for x in meta.get("sizes") or sorted({m.size for m in measurements})],
         cpus=[int(c) for c in meta.get("cpus") or []],
         measurements=measurements,
+        handlers=handlers,
+        handler=(int(asked["limit"]), int(asked["features"])) if asked else None,
+        goal_calls_s=float(meta.get("goal_calls_s") or GOAL_CALLS_S),
         errors=list(study.errors),
         files={str(k): str(v) for k, v in (meta.get("files") or {}).items()},
     )
 
 
 def problems(results: CodecResults, languages: Iterable[str]) -> list[str]:
-    """What the measurements lack or disagree on: a size a language has no figure for, and a
-    size whose protobuf message differs in bytes between languages (the rule that shapes it is
-    meant to give the same message)."""
+    """What the measurements lack or disagree on: a size a language has no figure for, a size
+    whose protobuf message differs in bytes between languages (the rule that shapes it is meant
+    to give the same message), and a handler asked for but not measured, or at another request."""
     out: list[str] = []
     for language in languages:
         measured = {m.size for m in results.measurements if m.language == language}
@@ -303,4 +342,16 @@ def problems(results: CodecResults, languages: Iterable[str]) -> list[str]:
         if len(set(protos.values())) > 1:
             each = ", ".join(f"{lang} {b:,} B" for lang, b in sorted(protos.items()))
             out.append(f"size {size}: the protobuf messages differ between languages ({each})")
+    if results.handler is not None:
+        limit, features = results.handler
+        for language in languages:
+            found = {h.codec: h for h in results.handlers if h.language == language}
+            if lacking := [c for c in ("protobuf", "json") if c not in found]:
+                out.append(f"{language}: no handler figure for {', '.join(lacking)}")
+            for h in found.values():
+                if (h.limit, h.features) != results.handler:
+                    out.append(
+                        f"{language}: the {h.codec} handler answered {h.limit} items of "
+                        f"{h.features} features, not the {limit} of {features} asked"
+                    )
     return out

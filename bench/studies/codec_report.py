@@ -1,4 +1,5 @@
-"""The codec study's part of the report: a reading, a table per language, one figure.
+"""The codec study's part of the report: a reading, a table per language, one figure; before
+them, where a call's CPU goes (bench/studies/codec_cost.py).
 
 Everything here is computed from the stored study (bench/studies/codec_data.py): which codec is
 faster, by how much and at which size is read off the measurements, and a difference whose
@@ -10,14 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.models import Estimate, Study
+from bench.models import Estimate, RunResult, Study
 from bench.report.sections import ReportSection
-from bench.studies.codec_data import CodecResults, Measurement, from_study
+from bench.studies import codec_cost
+from bench.studies.codec_data import (
+    CODEC_NAMES,
+    LANGUAGE_NAMES,
+    CodecResults,
+    Measurement,
+    from_study,
+)
 
 FIGURE_PNG = "codec_times.png"
-#: How the report names a codec; any other by its own name.
-CODEC_NAMES = {"protobuf": "protobuf", "json": "JSON", "json-dict": "json-dict"}
-LANGUAGE_NAMES = {"python": "Python", "go": "Go"}
 _ORDER = {"protobuf": 0, "json": 1, "json-dict": 2, "python": 0, "go": 1}
 
 Key = tuple[str, str, str, int]  # language, codec, op, size
@@ -273,11 +278,13 @@ def _tools(r: CodecResults) -> str:
     return ", ".join(f"{names.get(s, s)} for {_language(lang)}" for lang, s in by_language.items())
 
 
-def section(study: Study, run_dir: Path) -> ReportSection:
-    """The reading (for the top) and the codec section (after the service results)."""
+def section(study: Study, run: RunResult, run_dir: Path) -> ReportSection:
+    """The reading (for the top) and the codec sections (after the service results): where a
+    call's CPU goes (bench/studies/codec_cost.py), then the codecs per message."""
     r = from_study(study)
     kept = ", ".join(f"`studies/{study.name}/{f}`" for f in r.files.values())
     lines = [
+        *codec_cost.section(r, run),
         "## Encoding: protobuf and JSON per message",
         "",
         f"One answer at each size (bytes of protobuf: the same message in every language, its "
@@ -295,4 +302,4 @@ def section(study: Study, run_dir: Path) -> ReportSection:
         lines += [f"### {_language(language)}", "", *table(r, language), ""]
     if r.errors:
         lines += ["What could not be measured:", "", *(f"- {e}" for e in r.errors), ""]
-    return ReportSection(reading=reading(r), lines=lines)
+    return ReportSection(reading=codec_cost.reading(r, run) + reading(r), lines=lines)

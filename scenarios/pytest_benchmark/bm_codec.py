@@ -19,7 +19,15 @@ the protobuf encoding at or under the size. It then times, one benchmark each:
 
 Both encodings are read back and compared with the message before anything is timed. Each
 benchmark's ``extra_info`` holds its size, shape, codec, op and the bytes it writes or reads; the
-output is plain pytest-benchmark JSON, so ``pytest-benchmark compare`` opens it. The suite is
+output is plain pytest-benchmark JSON, so ``pytest-benchmark compare`` opens it.
+
+Then ``test_handler`` times one call's application work, in process, as each Python server does
+it on a request of ``--codec-handler`` (LIMIT,FEATURES; "" for none), a new user each call:
+decode the request, check it, rank (``Recommender.rank``), build the items, and encode the
+answer, with protobuf as python-grpc's handler and grpc's serializer do (``protobuf``) or with
+python-rest's JSON mapping (``json``: ``json_format.Parse`` of the body, ``rest_service.encode``
+of the answer). Its ``extra_info`` has ``op`` "handler", ``limit``, ``features`` and the answer's
+``bytes``; both handlers are checked to give the same answer first. The suite is
 skipped, with the reason, when protobuf's backend is not upb (the pure-Python one is not what
 anyone deploys, and the services refuse it too).
 """
@@ -27,6 +35,7 @@ anyone deploys, and the services refuse it too).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,3 +190,108 @@ def test_codec(benchmark: BenchmarkFixture, size: int, codec: str, op: str) -> N
         protobuf=f"{protobuf_version} ({api_implementation.Type()})",
     )
     benchmark(call)
+
+
+# ---- one call's application work ------------------------------------------------------------
+
+#: The users the handler's requests go through, one a call, spread over the load's user-0 ..
+#: user-99999 (Go's codec.UserIDs).
+USERS: Final = [f"user-{k * 7919 % 100_000}" for k in range(1024)]
+
+
+def handler_shape(text: str) -> tuple[int, int] | None:
+    """--codec-handler's LIMIT,FEATURES; None for "" (no handler benchmark)."""
+    if not text.strip():
+        return None
+    try:
+        limit, features = (int(part) for part in text.split(","))
+    except ValueError:
+        raise pytest.UsageError(f"--codec-handler: {text!r} is not LIMIT,FEATURES") from None
+    problem = ranking.validate(USERS[0], limit, (), features, 0)
+    if problem is not None:
+        raise pytest.UsageError(f"--codec-handler: {text!r}: {problem}")
+    return limit, features
+
+
+def _items(req: pb.RecommendRequest) -> list[pb.Item]:
+    """A valid request's items, as both servers build them (ValueError for an invalid one)."""
+    problem = Recommender.check(req)
+    if problem is not None:
+        raise ValueError(problem)
+    rec = recommender()
+    return rec.items(rec.rank(req), req.features, _never) or []
+
+
+def handle_protobuf(data: bytes) -> bytes:
+    """python-grpc's handler with grpc's serializers: the request from its bytes, the answer to
+    its bytes."""
+    req = pb.RecommendRequest.FromString(data)
+    return pb.RecommendResponse(user_id=req.user_id, items=_items(req)).SerializeToString()
+
+
+def handle_json(data: bytes) -> bytes:
+    """python-rest's handler: the body read as protojson (an object only), the answer encoded."""
+    text = data.decode()
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        raise ValueError("want a JSON object")
+    req = pb.RecommendRequest()
+    json_format.Parse(text, req)
+    body = encode(pb.RecommendResponse(user_id=req.user_id), _items(req), _never)
+    assert body is not None
+    return body
+
+
+def request_bytes(codec: str, limit: int, features: int, user: str) -> bytes:
+    req = pb.RecommendRequest(user_id=user, limit=limit, features=features)
+    if codec == "protobuf":
+        return req.SerializeToString()
+    return json.dumps(json_format.MessageToDict(req), separators=_COMPACT).encode()
+
+
+HANDLERS: Final[dict[str, Callable[[bytes], bytes]]] = {
+    "protobuf": handle_protobuf,
+    "json": handle_json,
+}
+
+
+@functools.cache
+def checked(limit: int, features: int) -> dict[str, int]:
+    """Each handler's answer bytes to the first user, once both are checked to answer the
+    service's message: ``limit`` items of ``features`` floats."""
+    user = USERS[0]
+    rec = recommender()
+    want = pb.RecommendResponse(user_id=user, items=rec.items(rec.table.top(user, limit), features))
+    if len(want.items) != limit:
+        raise AssertionError(f"handler: {len(want.items)} items in the answer, want {limit}")
+    out = {}
+    for codec, handle in HANDLERS.items():
+        answer = handle(request_bytes(codec, limit, features, user))
+        back = (pb.RecommendResponse.FromString(answer) if codec == "protobuf"
+                else json_format.Parse(answer, pb.RecommendResponse()))  # fmt: skip
+        if back != want:
+            raise AssertionError(f"handler {codec}: the answer is not the service's")
+        out[codec] = len(answer)
+    return out
+
+
+@pytest.mark.parametrize("codec", list(HANDLERS))
+def test_handler(benchmark: BenchmarkFixture, request: pytest.FixtureRequest, codec: str) -> None:
+    shape = handler_shape(str(request.config.getoption("--codec-handler")))
+    if shape is None:
+        pytest.skip("bm_codec: --codec-handler is empty: no handler benchmark")
+    limit, features = shape
+    answer_bytes = checked(limit, features)[codec]
+    handle = HANDLERS[codec]
+    next_request = itertools.cycle([request_bytes(codec, limit, features, u) for u in USERS])
+    benchmark.group = "handler"
+    benchmark.extra_info.update(
+        language="python",
+        codec=codec,
+        op="handler",
+        limit=limit,
+        features=features,
+        bytes=answer_bytes,
+        users=len(USERS),
+        protobuf=f"{protobuf_version} ({api_implementation.Type()})",
+    )
+    benchmark(lambda: handle(next(next_request)))

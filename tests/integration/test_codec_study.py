@@ -1,5 +1,5 @@
 """The codec study for real, on the rpc pattern's suites: pytest-benchmark and `go test -bench`,
-kept short (two small sizes, few rounds, one Go sample)."""
+kept short (two small sizes and a small handler request, few rounds, one Go sample)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
+from bench.models import Estimate, ImplementationResult, LoadPoint
 from bench.studies.base import StudyContext
 from bench.studies.codec import GO_LOG, PYTHON_JSON, CodecStudy
-from bench.studies.codec_data import CodecSpec, from_study
+from bench.studies.codec_data import from_study
+from bench.studies.codec_spec import CodecSpec
 from bench.templates import render_table
 from tests.integration.conftest import REPO
+from tests.unit.conftest import make_run
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +30,16 @@ TABLE: dict[str, Any] = {
     "max_time_s": "{codec_max_time_s}",
     "go_count": "{codec_go_count}",
     "go_benchtime": "{codec_go_benchtime}",
+    "handler_limit": "{limit}",
+    "handler_features": "{features}",
     "pytest": {"script": "scenarios/pytest_benchmark/bm_codec.py",
-               "args": ["--codec-sizes={{sizes}}"]},
+               "args": ["--codec-sizes={{sizes}}", "--codec-handler={{handler}}"]},
     "go": {"package": "./internal/rpc/codec", "benchmark": "BenchmarkCodec",
-           "args": ["-codec.sizes={{sizes}}"]},
+           "args": ["-codec.sizes={{sizes}}", "-codec.handler={{handler}}"]},
 }  # fmt: skip
 SHORT: dict[str, Any] = {
+    "limit": 5,
+    "features": 4,
     "codec_sizes": "100,1024",
     "codec_rounds": 3,
     "codec_max_time_s": 0.02,
@@ -73,6 +80,33 @@ def test_a_short_study_times_both_codecs_in_both_languages(tmp_path: Path) -> No
             assert m.bytes > 2 * m.proto_bytes
     assert (workdir / GO_LOG).read_text().count("BenchmarkCodec/size=") == 8
 
+    # One call of each server's own work, at the run's request, in both languages and codecs:
+    # the same answer, byte for byte, in each codec.
+    handlers = {(h.language, h.codec): h for h in r.handlers}
+    assert handlers.keys() == {(lang, codec) for lang in ("python", "go")
+                               for codec in ("protobuf", "json")}  # fmt: skip
+    assert study.estimates.keys() == {f"handler {lang}/{codec}" for lang, codec in handlers}
+    for (language, codec), h in handlers.items():
+        assert (h.limit, h.features) == (5, 4)
+        assert 0 < h.time_us.low <= h.time_us.median <= h.time_us.high
+        assert h.bytes == handlers["python" if language == "go" else "go", codec].bytes
+    assert handlers["python", "json"].bytes > handlers["python", "protobuf"].bytes
+    assert (workdir / GO_LOG).read_text().count("BenchmarkCodec/handler=recommend/limit=5/") == 2
+
+    # The report sets them against a run's CPU per call.
+    run = make_run(
+        ImplementationResult(
+            name="python-grpc", language="python", status="ok",
+            labels={"transport": "grpc", "runtime": "python", "call": "unary"},
+            points=[LoadPoint(target_rps=1000.0, trials=[], valid=True,
+                              summary={"cpu_us_per_call": Estimate(median=850.0, low=840.0,
+                                                                   high=860.0, n=3)})],
+        )
+    )  # fmt: skip
+    (holds, *_) = CodecStudy().section(study, run, tmp_path).reading
+    assert holds.startswith("- **What holds python-grpc back**: 850 µs of CPU per call at 1,000 ")
+    assert holds.endswith("10,000 calls/s would need 9 cores.")
+
     # The suite's JSON is kept as pytest-benchmark wrote it, so its own tools open it.
     kept = workdir / PYTHON_JSON
     assert {"machine_info", "benchmarks", "version"} <= json.loads(kept.read_text()).keys()
@@ -96,6 +130,7 @@ def test_a_python_without_upb_is_refused_and_the_study_goes_on(
     study = CodecStudy().run("codec", spec, context(tmp_path))
 
     assert study.series == []
+    assert study.estimates == {}
     (error,) = study.errors
     assert error.startswith(f"pytest-benchmark: no {PYTHON_JSON} written: SKIPPED")
     assert "protobuf's 'python' backend is in use, not 'upb'" in error

@@ -1,6 +1,7 @@
 // Package codec builds the rpc pattern's answers at a chosen encoded size and encodes them as
 // the two Go servers do, for BenchmarkCodec (bench/studies/codec.py runs it beside the Python
-// suite scenarios/pytest_benchmark/bench_codec.py).
+// suite scenarios/pytest_benchmark/bm_codec.py). BenchmarkCodec also times one call of each
+// server's handler in process (handler.go): the application's share of a call's CPU.
 //
 // A size is a target for the protobuf encoding of a RecommendResponse. Its shape is fixed by one
 // rule that the Python suite follows too, so both languages time the same message, byte for
