@@ -65,9 +65,9 @@ def cost_table(run: RunResult) -> list[str]:
         "CPU per call is the system's whole process tree's CPU time over the window divided by "
         "the calls it answered (refusals included); calls/s per core is its inverse, what one "
         "core of this machine could answer at that cost. Bytes on the wire are what the load "
-        "generator wrote and read on its connections per call, both ways: HTTP headers, HTTP/2 "
-        "and gRPC framing included, TCP/IP headers not. Medians over the valid trials with "
-        "their 95% interval.",
+        "generator wrote and read on its connections, both ways, per call answered: HTTP "
+        "headers, HTTP/2 and gRPC framing included, TCP/IP headers not. Medians over the valid "
+        "trials with their 95% interval.",
         "",
     ]
     return lines

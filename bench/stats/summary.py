@@ -39,15 +39,15 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
     requests = max(load.requests, 1)
     metrics["system_error_rate"] = split.system_total / requests
     metrics["generator_error_rate"] = split.generator_total / requests
-    # Calls the system answered (its refusals included: they cost it CPU too) per second.
-    answered = (load.requests - split.generator_total) / load.duration_s if load.duration_s else 0
-    if answered > 0 and trial.process.cpu_percent > 0:
-        cpu_us = trial.process.cpu_percent / 100 * 1e6 / answered
+    # Calls the system answered (its refusals included: they cost it CPU too), and per second.
+    answered = load.requests - split.generator_total
+    per_s = answered / load.duration_s if load.duration_s else 0
+    if per_s > 0 and trial.process.cpu_percent > 0:
+        cpu_us = trial.process.cpu_percent / 100 * 1e6 / per_s
         metrics |= {"cpu_us_per_call": cpu_us, "calls_per_core_s": 1e6 / cpu_us}
-    if load.wire_sent_bytes is not None and load.wire_received_bytes is not None:
-        metrics["wire_bytes_per_call"] = (
-            load.wire_sent_bytes + load.wire_received_bytes
-        ) / requests
+    wire = (load.wire_sent_bytes, load.wire_received_bytes)
+    if answered > 0 and wire[0] is not None and wire[1] is not None:
+        metrics["wire_bytes_per_call"] = (wire[0] + wire[1]) / answered
     if load.stream is not None:
         metrics |= {
             "messages_per_s": load.stream.messages_per_s,
