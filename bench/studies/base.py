@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from bench.models import ParamValue, RunResult, Study
+from bench.models import ParamValue, RunResult, Series, SeriesPoint, Study
 from bench.report.sections import ReportSection
 
 
@@ -61,3 +61,11 @@ class StudyKind(Protocol):
     def section(self, study: Study, run: RunResult, run_dir: Path) -> ReportSection:
         """The study's reading and sections of the report, from the stored result alone."""
         ...
+
+
+def add_point(
+    series: dict[Any, Series], key: Any, point: SeriesPoint, first: Callable[[], Series]
+) -> None:
+    """Append `point` to the series at `key`, made by `first()` (without points) if new."""
+    found = series.get(key) or first()
+    series[key] = found.model_copy(update={"points": [*found.points, point]})

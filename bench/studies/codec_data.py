@@ -28,6 +28,7 @@ A codec study is stored as a `Study` of kind "codec":
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 
 from bench.models import Axis, Estimate, Series, SeriesPoint, Study
 from bench.stats.confidence import median_ci
+from bench.studies.base import add_point
 from bench.studies.pools_go import GoBenchLine
 
 KIND = "codec"
@@ -256,19 +258,16 @@ def to_study(name: str, spec: dict[str, Any], results: CodecResults) -> Study:
                       "features": m.features, "ns_per_byte": m.ns_per_byte,
                       "mb_per_s": m.mb_per_s},
         )  # fmt: skip
-        key = (m.language, m.codec, m.op)
-        if key in series:
-            s = series[key]
-            series[key] = s.model_copy(update={"points": [*s.points, point]})
-            continue
-        series[key] = Series(
+        first = functools.partial(
+            Series,
             label=f"{m.language} {m.codec} {m.op}",
             implementation=m.language,
             x=SIZE,
             y=TIME,
-            points=[point],
+            points=[],
             metadata={"language": m.language, "codec": m.codec, "op": m.op, "source": m.source},
         )
+        add_point(series, (m.language, m.codec, m.op), point, first)
     meta: dict[str, Any] = {"sizes": results.sizes, "cpus": results.cpus, "files": results.files,
                             "goal_calls_s": results.goal_calls_s}  # fmt: skip
     if results.handler is not None:

@@ -21,6 +21,7 @@ bench/store.py's upgrade writes schema 3's in-process study in this same layout.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bench.models import Axis, Estimate, Series, SeriesPoint, Study
+from bench.studies.base import add_point
 from bench.studies.pools_plan import Variant
 
 KIND = "pools"
@@ -108,19 +110,17 @@ def to_study(name: str, spec: dict[str, Any], results: PoolResults) -> Study:
             y=m.throughput,
             metadata={"batch_seconds": m.batch_seconds, "measured_task_ms": m.measured_task_ms},
         )
-        if key in series:
-            s = series[key]
-            series[key] = s.model_copy(update={"points": [*s.points, point]})
-            continue
-        series[key] = Series(
+        first = functools.partial(
+            Series,
             label=f"{m.variant.label}, {m.task_ms:g} ms",
             implementation=m.implementation,
             x=WORKERS,
             y=THROUGHPUT,
-            points=[point],
+            points=[],
             metadata={"kernel": m.kernel, "size": m.size, "task_ms": m.task_ms,
                       "rounds": m.rounds, "tasks": m.tasks, "source": m.source},
         )  # fmt: skip
+        add_point(series, key, point, first)
     metadata: dict[str, Any] = {
         "ns_per_round": results.ns_per_round,
         "cpus": results.cpus,

@@ -12,8 +12,6 @@
 package codec
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -23,6 +21,7 @@ import (
 	pb "github.com/patternbench/patternbench/go/gen/recommendations/v1"
 	"github.com/patternbench/patternbench/go/internal/rpc"
 	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
+	"github.com/patternbench/patternbench/go/internal/rpc/restserver"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -45,12 +44,8 @@ type Shape struct {
 	Items, Features int
 }
 
-// The JSON mapping of go-rest (restserver): lowerCamelCase names, enums by name, every field
-// written, default values included; compacted, as its marshal does.
-var (
-	marshalJSON   = protojson.MarshalOptions{EmitUnpopulated: true}
-	unmarshalJSON = protojson.UnmarshalOptions{DiscardUnknown: false}
-)
+// How go-rest (restserver) reads a body: protojson, unknown fields refused.
+var unmarshalJSON = protojson.UnmarshalOptions{DiscardUnknown: false}
 
 var service = sync.OnceValue(func() *recsvc.Service {
 	s, err := recsvc.New(recsvc.Config{Items: rpc.DefaultItems, Seed: rpc.DefaultSeed, MaxInFlight: 1})
@@ -101,20 +96,10 @@ func ParseSizes(text string) ([]int, error) {
 	return sizes, nil
 }
 
-// MarshalJSON appends m's JSON to dst as go-rest writes it: protojson with EmitUnpopulated,
-// then compacted (protojson spaces its output at random so that no one relies on its bytes).
-// scratch holds the spaced form between calls.
-func MarshalJSON(dst []byte, scratch *[]byte, m proto.Message) ([]byte, error) {
-	spaced, err := marshalJSON.MarshalAppend((*scratch)[:0], m)
-	*scratch = spaced
-	if err != nil {
-		return dst, err
-	}
-	out := bytes.NewBuffer(dst)
-	if err := json.Compact(out, spaced); err != nil {
-		return dst, err
-	}
-	return out.Bytes(), nil
+// MarshalJSON appends m's JSON to dst as go-rest writes it (restserver.Marshal: protojson with
+// EmitUnpopulated, compacted).
+func MarshalJSON(dst []byte, m proto.Message) ([]byte, error) {
+	return restserver.Marshal(dst, m)
 }
 
 // UnmarshalJSON reads a RecommendResponse in protojson's mapping, unknown fields refused.

@@ -26,7 +26,6 @@ type op struct {
 }
 
 func ops(m *pb.RecommendResponse, wire, text []byte) []op {
-	var scratch []byte
 	return []op{
 		{"protobuf", "encode", func() error {
 			_, err := proto.Marshal(m)
@@ -36,7 +35,7 @@ func ops(m *pb.RecommendResponse, wire, text []byte) []op {
 			return proto.Unmarshal(wire, new(pb.RecommendResponse))
 		}, len(wire)},
 		{"json", "encode", func() error {
-			_, err := MarshalJSON(nil, &scratch, m)
+			_, err := MarshalJSON(nil, m)
 			return err
 		}, len(text)},
 		{"json", "decode", func() error {
@@ -71,8 +70,7 @@ func BenchmarkCodec(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var scratch []byte
-		text, err := MarshalJSON(nil, &scratch, m)
+		text, err := MarshalJSON(nil, m)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -55,8 +55,7 @@ func TestParseSizes(t *testing.T) {
 
 func TestJSONIsCompactAndReadsBack(t *testing.T) {
 	m := Message(Shape{Items: 2, Features: 3})
-	var scratch []byte
-	text, err := MarshalJSON([]byte("prefix:"), &scratch, m)
+	text, err := MarshalJSON([]byte("prefix:"), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +68,7 @@ func TestJSONIsCompactAndReadsBack(t *testing.T) {
 	}
 	// Every field is written, default values included, as go-rest does.
 	empty := Message(Shape{Items: 1, Features: 0})
-	text, err = MarshalJSON(nil, &scratch, empty)
+	text, err = MarshalJSON(nil, empty)
 	if err != nil || !bytes.Contains(text, []byte(`"features":[]`)) {
 		t.Errorf("MarshalJSON of an item without features = %s, %v; want \"features\":[]", text, err)
 	}

@@ -87,7 +87,6 @@ func answer(req *pb.RecommendRequest) (*pb.RecommendResponse, error) {
 // ways, the answer compacted). The JSON handler reuses one buffer: a handler is for one
 // goroutine at a time.
 func Handlers() []Handler {
-	var scratch []byte
 	return []Handler{
 		{"protobuf", func(m *pb.RecommendRequest) ([]byte, error) { return proto.Marshal(m) },
 			func(data []byte) ([]byte, error) {
@@ -111,7 +110,7 @@ func Handlers() []Handler {
 				if err != nil {
 					return nil, err
 				}
-				return MarshalJSON(nil, &scratch, m)
+				return MarshalJSON(nil, m)
 			}},
 	}
 }

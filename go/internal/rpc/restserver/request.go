@@ -36,11 +36,11 @@ var (
 	marshalJSON   = protojson.MarshalOptions{EmitUnpopulated: true}
 )
 
-// marshal appends m's JSON to dst without whitespace. protojson adds spaces at random (the
+// Marshal appends m's JSON to dst without whitespace, as go-rest answers. protojson adds spaces at random (the
 // same in every answer of one build, different from build to build) so that no one relies on
 // its bytes; compacting makes the answer's size depend on its content alone, as the Python
 // implementations' (json.dumps with separators=(",", ":")) does.
-func marshal(dst []byte, m proto.Message) ([]byte, error) {
+func Marshal(dst []byte, m proto.Message) ([]byte, error) {
 	buf := spacedPool.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) <= 1<<20 { // a rare huge answer's buffer is left to the collector

@@ -135,7 +135,7 @@ func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Metho
 	if meth == recsvc.StreamRecommendations {
 		return s.stream(ctx, w, dl, recsvc.Pages(items, req.GetPageSize()))
 	}
-	body, err := marshal(nil, &pb.RecommendResponse{UserId: req.GetUserId(), Items: items})
+	body, err := Marshal(nil, &pb.RecommendResponse{UserId: req.GetUserId(), Items: items})
 	if err != nil { // cannot happen: every field is valid
 		return fail(w, &failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
 	}
@@ -173,7 +173,7 @@ func (s *Service) stream(ctx context.Context, w http.ResponseWriter, dl time.Tim
 			return recsvc.CodeForStatus(f.status)
 		}
 		var err error
-		line, err = marshal(line[:0], page)
+		line, err = Marshal(line[:0], page)
 		if err != nil { // cannot happen: every field is valid
 			return fail(w, &failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
 		}
