@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
@@ -162,20 +162,18 @@ def _paced(user: User) -> float:
 
 
 class GrpcStatusError(Exception):
-    """A call that ended with a non-OK status; one subclass per status code.
+    """A call that ended with a non-OK status, or with no answer by the client's deadline.
 
-    The harness's recorder names an error by its exception's class unless `str()` holds a
-    three-digit HTTP status, so each code's subclass is named as loadgen names the code
-    (`grpc InvalidArgument`), and `str()` is the code's name alone (details can hold numbers);
-    `repr()`, which Locust's failure table shows, adds the details.
+    `error_kind` is what the harness's recorder counts it as, named as loadgen names it
+    (`grpc InvalidArgument`, or `timeout` when `--timeout-s` passed); `repr()`, which Locust's
+    failure table shows, adds the details.
     """
 
-    error_kind: ClassVar[str] = "grpc"
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, error_kind: str) -> None:
         super().__init__(code.name, details)
         self.code = code
         self.details = details
+        self.error_kind = error_kind
 
     def __str__(self) -> str:
         return str(self.code.name)
@@ -184,34 +182,17 @@ class GrpcStatusError(Exception):
         return f"{self.code.name}: {self.details}"
 
 
-class GrpcTimeout(GrpcStatusError):
-    """The client's own deadline (`--timeout-s`) passed: no answer came, as loadgen's `timeout`."""
-
-    error_kind = "timeout"
-
-
-GrpcTimeout.__name__ = GrpcTimeout.__qualname__ = GrpcTimeout.error_kind
-
-
 def _go_name(code: grpc.StatusCode) -> str:
     """The code as grpc-go's `codes.Code.String()` writes it (loadgen's error kinds)."""
     special = {grpc.StatusCode.OK: "OK", grpc.StatusCode.CANCELLED: "Canceled"}
     return special.get(code) or "".join(w.capitalize() for w in code.name.split("_"))
 
 
-STATUS_ERRORS: dict[grpc.StatusCode, type[GrpcStatusError]] = {
-    code: type(
-        f"grpc {_go_name(code)}", (GrpcStatusError,), {"error_kind": f"grpc {_go_name(code)}"}
-    )
-    for code in grpc.StatusCode
-}
-
-
 def status_error(error: grpc.RpcError, elapsed_s: float, timeout_s: float) -> GrpcStatusError:
     code, details = error.code(), str(error.details() or "")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and elapsed_s >= timeout_s:
-        return GrpcTimeout(code, details)
-    return STATUS_ERRORS[code](code, details)
+        return GrpcStatusError(code, details, "timeout")
+    return GrpcStatusError(code, details, f"grpc {_go_name(code)}")
 
 
 def grpc_target(host: str | None) -> str:

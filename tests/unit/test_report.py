@@ -65,7 +65,7 @@ def test_render_writes_markdown_html_curves_and_spectra(tmp_path: Path) -> None:
         assert f'src="{png}"' in html.read_text()
     page = html.read_text()
     # The folded trial and metric tables are tables in the HTML too, not raw Markdown.
-    assert page.count("<table>") == 3
+    assert page.count("<table>") == 4  # results, cost per call, every trial, server metrics
     assert "<details>" in page
     assert "| go |" not in page
 

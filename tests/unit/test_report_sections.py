@@ -20,16 +20,19 @@ STUDIES: dict[str, StudyKind] = {"pools": PoolStudy()}
 
 SERVICE = ["## Verdicts", "## Results", "## Throughput and latency", "## Latency by percentile"]
 TAIL = ["## Scenario", "## Environment"]
-#: The headings each pattern's report is expected to have, in order.
-FANOUT = [*SERVICE, *TAIL]
-WORKERPOOL = [
-    "## Reading",
-    *SERVICE,
+#: The headings each pattern's report is expected to have, in order (runs from schema 3 kept no
+#: per-call figures, so no "Cost per call").
+FANOUT = [*SERVICE, "## Cost per call", *TAIL]
+#: Implementations with labels: the reading contrasts them (rpc, without its codec study).
+LABELLED = ["## Reading", *SERVICE, "## Cost per call", *TAIL]
+POOLS = [
     "## Pools without a network",
     "### Throughput against workers",
     "### The overhead crossover by task size",
     *TAIL,
 ]
+WORKERPOOL = ["## Reading", *SERVICE, "## Cost per call", *POOLS]
+WORKERPOOL_SCHEMA_3 = ["## Reading", *SERVICE, *POOLS]
 
 
 def sections(run: RunResult, run_dir: Path) -> list[ReportSection]:
@@ -60,4 +63,14 @@ def test_a_workerpool_like_run_adds_its_reading_and_pool_sections(tmp_path: Path
 def test_a_schema_3_workerpool_run_re_renders_with_the_same_sections(tmp_path: Path) -> None:
     copy = tmp_path / "run.json"
     copy.write_text(SCHEMA_3.read_text())
-    assert headings(copy) == WORKERPOOL
+    assert headings(copy) == WORKERPOOL_SCHEMA_3
+
+
+def test_a_run_of_labelled_implementations_opens_with_their_contrasts(tmp_path: Path) -> None:
+    impls = [
+        measured(name, [base + i for i in range(200)], rates=(100.0, 200.0)).model_copy(
+            update={"labels": {"transport": transport, "runtime": "go"}}
+        )
+        for name, base, transport in (("go-grpc", 1000, "grpc"), ("go-rest", 1200, "rest"))
+    ]
+    assert headings(save_run(make_run(*impls), tmp_path)) == LABELLED
