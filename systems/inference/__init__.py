@@ -1,0 +1,1 @@
+"""The inference pattern: a torch model served with dynamic batching vs none."""
