@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import inspect
 import json
 import socket
 import subprocess
@@ -29,7 +28,6 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from systems import serving
 from systems.overload import GreedySite
 from tests.integration.conftest import shared_machine
 from tests.integration.service_process import Proc, metric, wait_for
@@ -39,16 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "go" / "bin"
 PROBE_TIMEOUT_S = 5.0
-
-#: uvloop accepts one connection per loop iteration; the Python services need systems/serving.py
-#: to listen through ``GreedySite`` (systems/overload.py) to accept a load generator's burst of
-#: connections, and a health check's, while overloaded.
-needs_greedy_accept = pytest.mark.skipif(
-    "GreedySite" not in inspect.getsource(serving.serve),
-    reason="systems/serving.py still listens through web.TCPSite: uvloop then accepts one "
-    "connection per loop iteration, so an overloaded Python service leaves new connections "
-    "in the accept queue for seconds (see systems/overload.py)",
-)
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -139,9 +127,7 @@ def start_fanout(procs: list[Proc], command: list[str]) -> str:
 
 
 FANOUT = {
-    "python-asyncio": pytest.param(
-        [sys.executable, "-m", "systems.fanout.service"], 4000, marks=needs_greedy_accept
-    ),
+    "python-asyncio": pytest.param([sys.executable, "-m", "systems.fanout.service"], 4000),
     "go": pytest.param([str(BIN / "fanout")], 8000),
 }
 
@@ -162,13 +148,9 @@ def test_fanout_sheds_with_503_and_stays_live(
 
 SPIN = "/work?kernel=spin&rounds={rounds}&seed={{rand:1000}}"
 WORKERPOOL = {
-    "python-sync": pytest.param(["--pool", "sync"], 5000, 3000, marks=needs_greedy_accept),
-    "python-threads": pytest.param(
-        ["--pool", "threads", "--workers", "2"], 5000, 3000, marks=needs_greedy_accept
-    ),
-    "python-processes": pytest.param(
-        ["--pool", "processes", "--workers", "2"], 5000, 3000, marks=needs_greedy_accept
-    ),
+    "python-sync": pytest.param(["--pool", "sync"], 5000, 3000),
+    "python-threads": pytest.param(["--pool", "threads", "--workers", "2"], 5000, 3000),
+    "python-processes": pytest.param(["--pool", "processes", "--workers", "2"], 5000, 3000),
     "go": pytest.param(None, 2_000_000, 4000),  # about 3 ms a task in Go
 }
 

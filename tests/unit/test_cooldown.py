@@ -11,7 +11,7 @@ from typing import cast
 from bench.collect.process import tree_rss
 from bench.collect.window import SystemWindow
 from bench.launch.supervisor import RunningProcess
-from bench.models import ProcessStats, Trial
+from bench.models import ProcessStats
 from bench.params import plan_budget, trials_seconds
 from bench.report.markdown import render_markdown
 from tests.unit.conftest import make_run, measured
@@ -95,4 +95,3 @@ def test_the_report_shows_peak_and_after_cool_down_per_point() -> None:
     assert "| 20.0 | 14.0 |" in row  # peak, and the highest after the cool-down
     trial_row = next(line for line in text.splitlines() if line.startswith("| go | 100 | 1 |"))
     assert "| 20.0 | 12.0 |" in trial_row
-    assert isinstance(trials[0], Trial)
