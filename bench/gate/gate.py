@@ -33,6 +33,7 @@ from bench.catalog import CatalogError, Pattern, load_catalog, template_values
 from bench.gate import compare, gate_report
 from bench.launch.cpusets import plan
 from bench.models import ImplementationResult, LoadPoint, ParamValue, RunResult
+from bench.params import trials_seconds
 from bench.report import write as report
 from bench.run import Parts, PatternRun, Progress, QuietProgress, RunOptions
 from bench.stats.summary import make_point
@@ -43,8 +44,6 @@ from bench.templates import render_table
 
 GATE_PROFILE = "gate"
 SIDES = ("base", "head")
-#: Seconds a trial costs beyond its warm-up and window (start, readiness, stop), for budgeting.
-TRIAL_OVERHEAD_S = 2.0
 
 
 class GateError(Exception):
@@ -118,11 +117,14 @@ def build_go(tree: Path) -> None:
         raise GateError(f"go build failed: {tail}")
 
 
-def round_seconds(pattern: Pattern, params: Mapping[str, ParamValue]) -> float:
-    """What one base + head round of single trials costs, roughly."""
+def round_seconds(
+    pattern: Pattern, params: Mapping[str, ParamValue], implementations: Sequence[str] = ()
+) -> float:
+    """What one base + head round of single trials costs, roughly: each side's trials of the
+    implementations measured (`implementations`, else the profile's), as a run plans them."""
     rates = max(1, len(str(params.get("rates") or "x").split(",")))
-    per_trial = float(params["warmup_s"]) + float(params["duration_s"]) + TRIAL_OVERHEAD_S
-    return 2 * len(pattern.implementations) * rates * per_trial
+    impls = len(implementations or pattern.selected(params))
+    return 2 * trials_seconds({**params, "trials": 1}, impls * rates)
 
 
 def merge(runs: Sequence[RunResult]) -> RunResult:
@@ -270,7 +272,8 @@ def _measure(
     trials = int(params["trials"])
     affordable = 2 * trials
     if options.budget_min is not None:
-        affordable = int(options.budget_min * 60 // round_seconds(base, params))
+        cost = round_seconds(base, params, options.implementations or ())
+        affordable = int(options.budget_min * 60 // cost)
         if affordable < trials:
             warnings.append(
                 f"{base.pattern}: the budget of {options.budget_min:g} min affords {affordable} "

@@ -248,10 +248,22 @@ def _server_metrics(run: RunResult) -> list[str]:
 
 
 def _engine_spec(spec: dict[str, object]) -> str:
-    """The engine's own table as used, one `key value` pair after another."""
+    """The engine's own table as used, one `key value` pair after another; when implementations
+    had tables of their own, one line per group of implementations that shared a table."""
     if not spec:
         return ""
-    return ": " + ", ".join(f"{key} `{value}`" for key, value in spec.items())
+    by_impl = spec.get("by_implementation")
+    if not isinstance(by_impl, dict):
+        return ": " + ", ".join(f"{key} `{value}`" for key, value in spec.items())
+    groups: list[tuple[list[str], dict[str, object]]] = []
+    for name, table in by_impl.items():
+        same = next((g for g in groups if g[1] == table), None)
+        if same is None:
+            groups.append(([name], table))
+        else:
+            same[0].append(name)
+    lines = [f"\n- {', '.join(names)}{_engine_spec(table)}" for names, table in groups]
+    return ":\n" + "".join(lines)
 
 
 def render_markdown(

@@ -59,9 +59,10 @@ def shape_of(pattern: Pattern, overrides: dict[str, str]) -> schedule.Shape:
     params = pattern.resolve_params(PROFILE, overrides)
     open_loop = params["load_model"] == "open-loop"
     rates = len(rate_list(str(params["rates"])) or [0]) if open_loop else 1
-    planned = {**params, **plan_budget(params, len(pattern.implementations), rates).changes}
+    impls = len(pattern.selected(params))
+    planned = {**params, **plan_budget(params, impls, rates).changes}
     return schedule.Shape(
-        trials=len(pattern.implementations) * rates * int(planned["trials"]),
+        trials=impls * rates * int(planned["trials"]),
         warmup_s=float(planned["warmup_s"]),
         duration_s=float(planned["duration_s"]),
     )

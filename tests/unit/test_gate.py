@@ -11,6 +11,7 @@ from bench import cli
 from bench.catalog import load_catalog
 from bench.gate.gate import GateError, merge, resolve, round_seconds, rounds
 from bench.models import RunResult
+from bench.params import TRIAL_OVERHEAD_S
 from tests.unit.conftest import make_run, measured
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,11 +82,18 @@ def test_no_invalid_trial_no_re_run_and_no_note() -> None:
     assert note == ""
 
 
-def test_a_round_costs_both_sides_every_implementation_and_rate() -> None:
-    fanout = load_catalog(REPO)["fanout"]
+def test_a_round_costs_both_sides_every_implementation_measured_and_rate() -> None:
+    catalog = load_catalog(REPO)
+    fanout = catalog["fanout"]
     params = fanout.resolve_params("gate", {})
-    # 2 sides × 2 implementations × 1 rate × (1 s warm-up + 2 s + 2 s overhead).
-    assert round_seconds(fanout, params) == pytest.approx(20.0)
+    # 2 sides × 2 implementations × 1 rate × (1 s warm-up + 2 s + no cool-down + overhead).
+    trial = 1.0 + 2.0 + 0.0 + TRIAL_OVERHEAD_S
+    assert round_seconds(fanout, params) == pytest.approx(2 * 2 * trial)
+    # Only the implementations measured: the profile's four of rpc's six, or those asked for.
+    rpc = catalog["rpc"]
+    params = rpc.resolve_params("gate", {})
+    assert round_seconds(rpc, params) == pytest.approx(2 * 4 * trial)
+    assert round_seconds(rpc, params, ["go-grpc"]) == pytest.approx(2 * 1 * trial)
 
 
 def test_a_ref_that_is_not_a_commit_is_one_line_and_exit_2(

@@ -34,6 +34,21 @@ def test_the_scenario_names_the_engine_and_its_table_as_used(sample_run: RunResu
     assert "Engine `loadgen` (open-loop): path `/catalog?k={k}`." in text
 
 
+def test_implementations_with_tables_of_their_own_get_a_line_per_table(
+    sample_run: RunResult,
+) -> None:
+    rest, grpc = {"path": "/v1/recommend"}, {"grpc_method": "/a.B/C"}
+    spec = {"by_implementation": {"py-rest": rest, "py-grpc": grpc, "go-rest": rest}}
+    run = sample_run.model_copy(
+        update={"scenario": sample_run.scenario.model_copy(update={"engine_spec": spec})}
+    )
+    text = render_markdown(run, None, [])
+    assert (
+        "Engine `loadgen` (open-loop):\n\n- py-rest, go-rest: path `/v1/recommend`"
+        "\n- py-grpc: grpc_method `/a.B/C`." in text
+    )
+
+
 def test_a_generator_limited_point_is_called_out_and_marked_invalid() -> None:
     run = make_run(measured("go", [1000] * 100, generator_cpu=97.0))
     text = render_markdown(run, None, [])
