@@ -148,7 +148,6 @@ var (
 	notFoundBody   = httpjson.Envelope("not_found", "no such path")
 	notAllowedBody = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
 	overloadedBody = httpjson.Envelope("overloaded", "too many requests in flight, retry later")
-	retryAfter     = []string{"1"}
 )
 
 func notFound(w http.ResponseWriter, _ *http.Request) int {
@@ -177,7 +176,7 @@ func (s *Service) catalog(w http.ResponseWriter, r *http.Request) int {
 	// Admission comes before anything is allocated for the request (a
 	// context, the parts, the calls' goroutines).
 	if !s.lim.admit() {
-		w.Header()["Retry-After"] = retryAfter
+		w.Header()["Retry-After"] = httpjson.RetryAfterOne
 		httpjson.Write(w, http.StatusServiceUnavailable, overloadedBody)
 		return http.StatusServiceUnavailable
 	}

@@ -35,3 +35,7 @@ func Envelope(code, message string) []byte {
 	}
 	return b
 }
+
+// RetryAfterOne is the value of `Retry-After: 1` that 503 refusals carry, shared so that a
+// burst of refusals allocates no header value (net/http only reads it).
+var RetryAfterOne = []string{"1"}

@@ -76,9 +76,10 @@
 // The generator's own cost is mostly system calls (write, read, epoll: 77%
 // of its CPU in pprof); the scheduler and histogram recording are a few
 // percent. --cpuprofile writes a profile of any run. (These figures predate
-// the counting of bytes on the wire, which adds one atomic add to each read
-// and write system call, tens of nanoseconds against microseconds; they
-// were not measured again.)
+// the counting of bytes on the wire, which adds one uncontended atomic add,
+// on the connection's own counter, to each read and write system call; an
+// A/B of the binaries before and after it on 2026-11-29 kept 35,000 req/s
+// on schedule alike and fell behind alike at 45,000.)
 //
 // # Result JSON
 //

@@ -148,7 +148,7 @@ func (s *Service) work(w http.ResponseWriter, r *http.Request) int {
 // unavailable answers 503 with Retry-After: 1, the contract's way of telling
 // a client that the refusal is momentary, and returns the status.
 func unavailable(w http.ResponseWriter, body []byte) int {
-	w.Header()["Retry-After"] = []string{"1"}
+	w.Header()["Retry-After"] = httpjson.RetryAfterOne
 	httpjson.Write(w, http.StatusServiceUnavailable, body)
 	return http.StatusServiceUnavailable
 }

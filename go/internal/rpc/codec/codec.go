@@ -22,7 +22,6 @@ import (
 	"github.com/patternbench/patternbench/go/internal/rpc"
 	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
 	"github.com/patternbench/patternbench/go/internal/rpc/restserver"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -43,9 +42,6 @@ var ErrSize = errors.New("codec: size out of range")
 type Shape struct {
 	Items, Features int
 }
-
-// How go-rest (restserver) reads a body: protojson, unknown fields refused.
-var unmarshalJSON = protojson.UnmarshalOptions{DiscardUnknown: false}
 
 var service = sync.OnceValue(func() *recsvc.Service {
 	s, err := recsvc.New(recsvc.Config{Items: rpc.DefaultItems, Seed: rpc.DefaultSeed, MaxInFlight: 1})
@@ -105,5 +101,5 @@ func MarshalJSON(dst []byte, m proto.Message) ([]byte, error) {
 // UnmarshalJSON reads a RecommendResponse in protojson's mapping, unknown fields refused.
 func UnmarshalJSON(data []byte) (*pb.RecommendResponse, error) {
 	m := new(pb.RecommendResponse)
-	return m, unmarshalJSON.Unmarshal(data, m)
+	return m, restserver.Unmarshal(data, m)
 }

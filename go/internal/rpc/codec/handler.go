@@ -9,6 +9,7 @@ import (
 	pb "github.com/patternbench/patternbench/go/gen/recommendations/v1"
 	"github.com/patternbench/patternbench/go/internal/rpc"
 	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
+	"github.com/patternbench/patternbench/go/internal/rpc/restserver"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -84,8 +85,7 @@ func answer(req *pb.RecommendRequest) (*pb.RecommendResponse, error) {
 
 // Handlers are the two servers' handlers: go-grpc's work besides grpc-go (its codec decodes the
 // request and encodes the answer with proto), and go-rest's besides net/http (protojson both
-// ways, the answer compacted). The JSON handler reuses one buffer: a handler is for one
-// goroutine at a time.
+// ways, the answer compacted, with go-rest's own restserver.Unmarshal and Marshal).
 func Handlers() []Handler {
 	return []Handler{
 		{"protobuf", func(m *pb.RecommendRequest) ([]byte, error) { return proto.Marshal(m) },
@@ -103,7 +103,7 @@ func Handlers() []Handler {
 		{"json", func(m *pb.RecommendRequest) ([]byte, error) { return protojson.Marshal(m) },
 			func(data []byte) ([]byte, error) {
 				req := new(pb.RecommendRequest)
-				if err := unmarshalJSON.Unmarshal(data, req); err != nil {
+				if err := restserver.Unmarshal(data, req); err != nil {
 					return nil, err
 				}
 				m, err := answer(req)

@@ -43,8 +43,8 @@ func (s *Server) malformed(req any) error {
 		return nil
 	}
 	if err, bad := s.bad.LoadAndDelete(r); bad {
-		return status.Error(codes.InvalidArgument, "not a RecommendRequest: "+
-			strings.TrimLeft(strings.TrimPrefix(err.(error).Error(), "proto:"), " \u00a0"))
+		return status.Error(codes.InvalidArgument,
+			"not a RecommendRequest: "+recsvc.ProtoErrText(err.(error)))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package recsvc
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,4 +85,10 @@ func Pages(items []*pb.Item, pageSize int32) []*pb.RecommendPage {
 func Expired(ctx context.Context) bool {
 	dl, ok := ctx.Deadline()
 	return ok && !time.Now().Before(dl)
+}
+
+// ProtoErrText is a protobuf error's text without its "proto:" prefix (which protobuf-go
+// follows at random with a space or a no-break space, to keep callers from matching it).
+func ProtoErrText(err error) string {
+	return strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0")
 }

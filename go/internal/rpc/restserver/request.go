@@ -14,6 +14,7 @@ import (
 	"time"
 
 	pb "github.com/patternbench/patternbench/go/gen/recommendations/v1"
+	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -35,6 +36,12 @@ var (
 	unmarshalJSON = protojson.UnmarshalOptions{DiscardUnknown: false}
 	marshalJSON   = protojson.MarshalOptions{EmitUnpopulated: true}
 )
+
+// Unmarshal reads a message in protojson's mapping as go-rest reads a body: unknown fields
+// refused.
+func Unmarshal(body []byte, m proto.Message) error {
+	return unmarshalJSON.Unmarshal(body, m)
+}
 
 // Marshal appends m's JSON to dst without whitespace, as go-rest answers. protojson adds spaces at random (the
 // same in every answer of one build, different from build to build) so that no one relies on
@@ -124,16 +131,10 @@ func readRequest(w http.ResponseWriter, r *http.Request, dl time.Time) (*pb.Reco
 		_ = rc.SetReadDeadline(time.Time{})
 	}
 	req := new(pb.RecommendRequest)
-	if err := unmarshalJSON.Unmarshal(body, req); err != nil {
-		return nil, invalid(shorten("body: not a RecommendRequest in JSON: " + protoErrText(err)))
+	if err := Unmarshal(body, req); err != nil {
+		return nil, invalid(shorten("body: not a RecommendRequest in JSON: " + recsvc.ProtoErrText(err)))
 	}
 	return req, nil
-}
-
-// protoErrText is a protobuf error's text without its "proto:" prefix (which protobuf-go
-// follows at random with a space or a no-break space, to keep callers from matching it).
-func protoErrText(err error) string {
-	return strings.TrimLeft(strings.TrimPrefix(err.Error(), "proto:"), " \u00a0")
 }
 
 // shorten bounds a message that may quote the body.

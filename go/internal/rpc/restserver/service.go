@@ -102,7 +102,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // call serves one call of meth and returns the code it ended with.
 func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Method, start time.Time) codes.Code {
 	if !s.lim.Admit() {
-		w.Header()["Retry-After"] = []string{"1"}
+		w.Header()["Retry-After"] = httpjson.RetryAfterOne
 		httpjson.Write(w, http.StatusServiceUnavailable, overloadedBody)
 		return recsvc.CodeForStatus(http.StatusServiceUnavailable)
 	}
