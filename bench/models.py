@@ -25,7 +25,7 @@ Schema history (bump SCHEMA_VERSION when a reader of an older file would misread
   `cooldown_s`); a point's summary may hold `system_error_rate` and `generator_error_rate`;
   load may hold the bytes on the wire (`wire_sent_bytes`, `wire_received_bytes`) and, for server
   streams, `stream` (messages, time to first message, gaps); an implementation may carry
-  `labels` (transport, runtime …) and a summary `cpu_us_per_call`, `calls_per_core_s`,
+  `labels` (transport, runtime …) and a summary `cpu_us_per_call`,
   `wire_bytes_per_call` and the stream's figures.
 
 Files of versions 2 and 3 are upgraded on load, in one place (`bench.store.upgrade`).

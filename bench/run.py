@@ -41,6 +41,7 @@ from bench.models import (
     Scenario,
     SloSearch,
     Study,
+    first_error,
 )
 from bench.params import Budget, plan_budget, rate_list
 from bench.stats import slo as slo_
@@ -163,7 +164,9 @@ class PatternRun:
         try:
             self.tables = {n: pattern.engine_table(self.engine_name, self.values, n) for n in names}
         except ValidationError as e:
-            raise CatalogError(f"{pattern.pattern}: scenario.{self.engine_name}: {e}") from None
+            raise CatalogError(
+                f"{pattern.pattern}: scenario.{self.engine_name}.{first_error(e)}"
+            ) from None
 
     # ---- steps --------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,8 @@ from bench.templates import render
 #: The ghz binary `make bench-engines` installs (an absolute path).
 GHZ_ENV = "PATTERNBENCH_GHZ"
 GRPC_PORT = 18095
+#: A loadgen placeholder: ghz sends it as 0.
+_RAND = re.compile(r"\{rand:\d+\}")
 #: ghz's shapes tried, (workers, connections): the best is kept.
 GHZ_SHAPES = ((32, 1), (64, 1), (32, 2), (64, 2))
 GHZ_SECONDS = 5
@@ -170,7 +172,9 @@ class Target:
 
     name: str
     command: tuple[str, ...]
-    """With `{port}` and `{metrics_port}` still to fill in."""
+    """The implementation's command and the pattern's flags, as templates."""
+    values: Mapping[str, object]
+    """What they are rendered with, but `port` and `metrics_port`."""
     probe: GrpcSpec
     method: str
     request: dict[str, Any]
@@ -182,12 +186,9 @@ class Target:
         return {k: (_RAND.sub("0", v) if isinstance(v, str) else v) for k, v in fixed}
 
     def start_command(self, port: int, metrics_port: int) -> list[str]:
-        out = [c.replace(_PORT, str(port)) for c in self.command]
-        return [c.replace(_METRICS, str(metrics_port)) for c in out]
-
-
-_RAND = re.compile(r"\{rand:\d+\}")
-_PORT, _METRICS = "\x00port\x00", "\x00metrics\x00"
+        return render(
+            list(self.command), {**self.values, "port": port, "metrics_port": metrics_port}
+        )
 
 
 def find_target(root: Path, name: str, kinds: Kinds) -> Target:
@@ -205,14 +206,13 @@ def find_target(root: Path, name: str, kinds: Kinds) -> Target:
         raise GrpcCheckError(f"--grpc-target {name}: not a gRPC implementation (probe {kind})")
     params = pattern.resolve_params("default", {})
     values = template_values(pattern, params, python=sys.executable)
-    values |= {"port": _PORT, "metrics_port": _METRICS}
     table = pattern.engine_table("loadgen", values, impl_name)
     assert isinstance(table, LoadgenTable)
     if table.grpc_method is None or table.grpc_stream:
         raise GrpcCheckError(f"--grpc-target {name}: its loadgen table makes no unary gRPC call")
-    command = render([*impl.command, *pattern.args], values)
     return Target(
-        name=name, command=tuple(command), probe=GrpcSpec.model_validate(impl.probe.rest()),
+        name=name, command=(*impl.command, *pattern.args), values=values,
+        probe=GrpcSpec.model_validate(impl.probe.rest()),
         method=table.grpc_method, request=dict(table.grpc_request),
         proto_modules=tuple(table.proto_modules),
     )  # fmt: skip

@@ -66,10 +66,6 @@ def to_json(msg: Message) -> dict[str, Any]:
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 
 
-#: Field types a per-call value can be given to: strings, and integers sent as varints.
-_VARINT_TYPES = frozenset({"int32", "int64", "uint32", "uint64", "bool", "enum"})
-
-
 def varied_fields(
     found: MethodDescriptor, data: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
@@ -98,11 +94,11 @@ def varied_fields(
 
 
 def _kind(field: Any) -> str | None:
-    from google.protobuf.descriptor import FieldDescriptor
+    """loadgen's wire kind of a field a per-call value can be given to: strings, and the
+    integers sent as varints; None for any other type."""
+    from google.protobuf.descriptor import FieldDescriptor as F
 
-    names = {v: k.removeprefix("TYPE_").lower() for k, v in vars(FieldDescriptor).items()
-             if k.startswith("TYPE_") and isinstance(v, int)}  # fmt: skip
-    name = names.get(field.type)
-    if name == "string":
+    if field.type == F.TYPE_STRING:
         return "string"
-    return "varint" if name in _VARINT_TYPES else None
+    varints = (F.TYPE_INT32, F.TYPE_INT64, F.TYPE_UINT32, F.TYPE_UINT64, F.TYPE_BOOL, F.TYPE_ENUM)
+    return "varint" if field.type in varints else None

@@ -34,6 +34,15 @@ def _cell(summary: dict[str, Estimate], key: str, scale: float = 1.0) -> str:
     return f"{_fmt(e.median * scale)} ({_fmt(e.low * scale)} to {_fmt(e.high * scale)})"
 
 
+def _per_core(summary: dict[str, Estimate]) -> str:
+    """Calls/s one core sustains: 1e6 / CPU µs per call, its interval's ends swapped."""
+    e = summary.get("cpu_us_per_call")
+    if e is None or min(e.median, e.low) <= 0:
+        return "—"
+    inverse = Estimate(median=1e6 / e.median, low=1e6 / e.high, high=1e6 / e.low, n=e.n)
+    return _cell({"x": inverse}, "x")
+
+
 def _rate(point: LoadPoint) -> str:
     return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
 
@@ -56,7 +65,7 @@ def cost_table(run: RunResult) -> list[str]:
                 impl.name,
                 _rate(point),
                 _cell(s, "cpu_us_per_call"),
-                _cell(s, "calls_per_core_s"),
+                _per_core(s),
             ]
             row += [_cell(s, "wire_bytes_per_call", 1 / 1024)] if wire else []
             lines.append("| " + " | ".join(row) + " |")

@@ -10,7 +10,7 @@ are unary, at its lowest-rate valid point with a CPU figure:
 - the server's CPU per call, the handler's in-process time in that codec, and the remainder:
   what the server's transport and framework cost per call (its interval from the two
   intervals, as far apart as they can be);
-- the calls one core sustains at that cost (the point's `calls_per_core_s`), and the cores the
+- the calls one core sustains at that cost (1e6 / its CPU µs per call), and the cores the
   study's goal (`goal_calls_s`, 10,000 calls/s unless the table says) would take:
   ceil(goal × CPU per call).
 
@@ -29,7 +29,7 @@ from bench.studies.codec_data import CODEC_NAMES, LANGUAGE_NAMES, CodecResults, 
 ENCODING = {"grpc": "protobuf", "rest": "json"}
 #: The `call` label of the calls a handler figure is one of; others (streams) are left out.
 UNARY = "unary"
-CPU, PER_CORE, ERRORS = "cpu_us_per_call", "calls_per_core_s", "error_rate"
+CPU, ERRORS = "cpu_us_per_call", "error_rate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +83,6 @@ def costs(r: CodecResults, run: RunResult) -> list[CallCost]:
                 or impl.labels.get("call", UNARY) != UNARY):  # fmt: skip
             continue
         cpu = point.summary[CPU]
-        per_core = point.summary.get(PER_CORE)
         errors = point.summary.get(ERRORS)
         out.append(
             CallCost(
@@ -91,7 +90,7 @@ def costs(r: CodecResults, run: RunResult) -> list[CallCost]:
                 rate=point.target_rps,
                 cpu=cpu,
                 handler=handler,
-                per_core=per_core.median if per_core is not None else 1e6 / cpu.median,
+                per_core=1e6 / cpu.median,
                 error_rate=errors.median if errors is not None else None,
             )
         )

@@ -107,7 +107,9 @@ def invalid(message: str) -> Failure:
     return Failure(400, error_body("invalid_argument", message))
 
 
-DEADLINE_PASSED: Final = Failure(504, _DEADLINE)
+def deadline_passed() -> Failure:
+    """A fresh 504 each time: a shared exception instance would keep the last raiser's frames."""
+    return Failure(504, _DEADLINE)
 
 
 def encode(head: Message, items: Sequence[pb.Item], past: Callable[[], bool]) -> bytes | None:
@@ -209,7 +211,7 @@ class Handler:
             if message is not None:
                 raise invalid(message)
             if _past(loop, deadline):
-                raise DEADLINE_PASSED
+                raise deadline_passed()
             if stream:
                 return await self._stream(request, req, deadline)
             rec = self._rec
@@ -221,7 +223,7 @@ class Handler:
             head = pb.RecommendResponse(user_id=req.user_id)
             body = None if items is None else encode(head, items, past)
             if body is None or past():
-                raise DEADLINE_PASSED
+                raise deadline_passed()
             return json_response(200, body), "OK"
         except Failure as f:
             return f.response(), code_for_status(f.status)
@@ -266,7 +268,7 @@ class Handler:
                     await response.write_eof()
                     return response, "OK"
             if not response.prepared:
-                raise DEADLINE_PASSED
+                raise deadline_passed()
             async with asyncio.timeout(WRITE_SLACK_S):
                 await response.write(_DEADLINE + b"\n")
                 await response.write_eof()

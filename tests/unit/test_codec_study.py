@@ -437,7 +437,7 @@ def served(name: str, language: str, transport: str | None, cpu_us: dict[float, 
     summary alone, as the report reads it."""
     points = [
         LoadPoint(target_rps=rate, trials=[], valid=valid, summary={
-            "cpu_us_per_call": est(cpu, spread), "calls_per_core_s": est(1e6 / cpu),
+            "cpu_us_per_call": est(cpu, spread),
             "error_rate": est(errors)})
         for rate, cpu in cpu_us.items()
     ]  # fmt: skip
