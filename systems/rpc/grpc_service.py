@@ -34,19 +34,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import grpc
-import uvloop
 from aiohttp import web
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from systems import serving
 from systems.http_limits import (
     HEADER_TIMEOUT_ENV,
     HEADER_TIMEOUT_S,
     IDLE_TIMEOUT_ENV,
     IDLE_TIMEOUT_S,
     Server,
-    SetupError,
     refusal,
     timeout_from_env,
 )
@@ -316,12 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"{PROG}: refusing to start: {problem}", file=sys.stderr)
         return 1
-    try:
-        uvloop.run(run(config))
-    except (OSError, SetupError) as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    # The scaffold's runner: uvloop, one line and status 1 on OSError or SetupError, and aiohttp's
+    # C parser required (the metrics server is aiohttp too).
+    return serving.run(PROG, lambda: run(config))
 
 
 if __name__ == "__main__":
