@@ -168,6 +168,14 @@ class ScenarioTables(BaseModel):
     server_latency_metric: str | None = Field(
         default=None, description="the system's Prometheus latency histogram (seconds)"
     )
+    server_latency_parts: list[str] = Field(
+        default=[],
+        description="histograms (seconds) of the consecutive parts of that latency (queue, "
+        "compute …), each observed once per request: the report splits the latency by them",
+    )
+    server_histograms: list[str] = Field(
+        default=[], description="other histograms (a batch size …) the report shows per rate"
+    )
 
     def engines(self) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, dict)}

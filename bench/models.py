@@ -89,6 +89,19 @@ class Scenario(_Model):
         default=[], description="what the run changed of its parameters and why (a time budget)"
     )
     params: dict[str, ParamValue]
+    server_latency_metric: str | None = Field(
+        default=None, description="the system's latency histogram (seconds), system.toml's"
+    )
+    server_latency_parts: list[str] = Field(
+        default=[],
+        description="histograms (seconds) of the consecutive parts of that latency, each "
+        "observed once per request, that the report sets against it",
+    )
+    server_histograms: list[str] = Field(
+        default=[],
+        description="other histograms of the system's (a batch size …) whose distribution the "
+        "report shows per rate",
+    )
 
 
 class Percentiles(_Model):

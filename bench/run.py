@@ -304,6 +304,9 @@ class PatternRun:
             slo=self.slo.describe() if self.slo else None,
             params=p,
             notes=self.budget.notes,
+            server_latency_metric=self.pattern.scenario.server_latency_metric,
+            server_latency_parts=self.pattern.scenario.server_latency_parts,
+            server_histograms=self.pattern.scenario.server_histograms,
         )
 
     def _engine_spec(self) -> dict[str, object]:

@@ -7,14 +7,18 @@ starts, so the caller's window is opened then.
 
 What it sends is the pattern's `[scenario.loadgen]` table (`LoadgenTable`): an HTTP request
 (`path`, `method`, `body`, `headers`; `{rand:N}` in the path is a fresh integer in [0, N) per
-request) or a unary gRPC call (`grpc_method` with its `grpc_request` in protobuf's JSON mapping,
-encoded once with the descriptors of `proto_modules`).
+request; `body_command`: a command of the pattern's whose output is the body, for bodies too
+large to write in a table, run once per table) or a unary gRPC call (`grpc_method` with its
+`grpc_request` in protobuf's JSON mapping, encoded once with the descriptors of
+`proto_modules`).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,6 +36,8 @@ from bench.stats.percentiles import decode, percentiles
 #: Time after the window for in-flight requests to finish and the JSON to be written.
 SLACK_S = 12.0
 BUILD = ["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"]
+#: How long a table's `body_command` may take.
+BODY_TIMEOUT_S = 60.0
 
 
 class LoadgenTable(BaseModel):
@@ -46,6 +52,11 @@ class LoadgenTable(BaseModel):
         default=None,
         description="the body as a table, sent as compact JSON with Content-Type: "
         "application/json (strings may hold {rand:N})",
+    )
+    body_command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="a command (run from the pattern's root) whose standard output is the body",
     )
     headers: list[str] = Field(default=[], description="'Key: Value' each")
     grpc_method: str | None = Field(default=None, description="/package.Service/Method")
@@ -62,8 +73,8 @@ class LoadgenTable(BaseModel):
     def _one_protocol(self) -> LoadgenTable:
         if (self.path is None) == (self.grpc_method is None):
             raise ValueError("give either path (HTTP) or grpc_method (gRPC)")
-        if self.body and self.json_body is not None:
-            raise ValueError("give body or json_body, not both")
+        if sum((bool(self.body), self.json_body is not None, self.body_command is not None)) > 1:
+            raise ValueError("give one of body, json_body and body_command")
         if self.grpc_stream and self.grpc_method is None:
             raise ValueError("grpc_stream needs grpc_method")
         return self
@@ -80,12 +91,33 @@ class LoadgenTable(BaseModel):
             raise LoadError(f"loadgen: {e}") from None
         return base64.b64encode(raw).decode("ascii"), varied
 
-    def http_body(self) -> tuple[str, list[str]]:
-        """The body and the headers it brings."""
+    def http_body(self, root: Path = Path(".")) -> tuple[str, list[str]]:
+        """The body and the headers it brings; `body_command` runs from `root`, once."""
+        if self.body_command is not None:
+            return command_output(tuple(self.body_command), root), []
         if self.json_body is None:
             return self.body, []
         text = json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False)
         return text, ["Content-Type: application/json"]
+
+
+@functools.cache
+def command_output(command: tuple[str, ...], root: Path) -> str:
+    """What `command` prints, run from `root` with it on PYTHONPATH (a pattern's module may be
+    the command); LoadError with its last line when it fails."""
+    try:
+        done = subprocess.run(
+            command, cwd=root, capture_output=True, text=True, timeout=BODY_TIMEOUT_S,
+            env={**os.environ, "PYTHONPATH": str(root)}, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise LoadError(f"body_command: no output in {BODY_TIMEOUT_S:g} s") from None
+    except OSError as e:
+        raise LoadError(f"body_command: cannot start {command[0]}: {e.strerror}") from None
+    if done.returncode != 0 or not done.stdout:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LoadError(f"body_command: exit {done.returncode}: {tail}")
+    return done.stdout
 
 
 def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> list[str]:
@@ -102,7 +134,7 @@ def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> 
         what += [x for v in varied for x in ("--grpc-vary", v)]
         what += ["--grpc-stream"] if table.grpc_stream else []
     else:
-        body, headers = table.http_body()
+        body, headers = table.http_body(spec.root)
         what = ["--url", spec.base_url + str(table.path), "--method", table.method]
         what += ["--body", body] if body else []
         what += [x for h in [*headers, *table.headers] for x in ("--header", h)]

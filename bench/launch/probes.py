@@ -111,7 +111,7 @@ class HttpProbe:
                     except (OSError, RawHttpError) as e:
                         problems.append(f"{name}: raw request failed: {e}")
                         continue
-                    problems += [f"{name}: {p}" for p in _answer_problems(raw, expect)]
+                    problems += [f"{name}: {p}" for p in _answer_problems(raw, expect, vectors)]
                     continue
                 assert request.path is not None  # HttpRequest: path or raw
                 body = None if request.body is None else json.dumps(request.body)
@@ -127,13 +127,13 @@ class HttpProbe:
                 answer = RawResponse(
                     response.status, response.reason, tuple(response.getheaders()), content
                 )
-                problems += [f"{name}: {p}" for p in _answer_problems(answer, expect)]
+                problems += [f"{name}: {p}" for p in _answer_problems(answer, expect, vectors)]
         finally:
             conn.close()
         return problems
 
 
-def _answer_problems(answer: RawResponse, expect: HttpExpect) -> list[str]:
+def _answer_problems(answer: RawResponse, expect: HttpExpect, vectors: Vectors) -> list[str]:
     """Where an answer departs from the expected status, header fields and JSON body."""
     problems: list[str] = []
     if answer.status != expect.status:
@@ -146,7 +146,7 @@ def _answer_problems(answer: RawResponse, expect: HttpExpect) -> list[str]:
         actual = json.loads(answer.body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return [*problems, f"body is not JSON: {answer.body[:120]!r}"]
-    return problems + differences(expect.body, actual)
+    return problems + differences(expect.body, actual, tolerance=vectors.tolerance)
 
 
 class TcpSpec(_Model):

@@ -5,12 +5,15 @@ look like is the probe's business (`bench.launch.probes`: an HTTP request and st
 method and status code). A probe's `verify()` returns a list of problems (empty means
 conformant), as TechEmpower's `verify()` does; an implementation with problems is reported as
 failed and is not measured. In an expected body, the string `<any-string>` matches any non-empty
-string (for free-text error messages).
+string (for free-text error messages). A file's `tolerance` (`{"rel": 1e-4, "abs": 1e-5}`) lets
+an answer's floats differ from the expected ones by that much (`math.isclose`), for answers
+computed in floating point (a model's logits), whose last bits depend on the CPU's kernels.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,9 +60,20 @@ class Case(_Model):
         return None
 
 
+class Tolerance(_Model):
+    """How far an answer's float may be from the expected one: `math.isclose`'s bounds."""
+
+    rel: float = Field(default=0.0, ge=0.0, lt=1.0)
+    abs: float = Field(default=0.0, ge=0.0)
+
+    def close(self, expected: float, actual: float) -> bool:
+        return math.isclose(expected, actual, rel_tol=self.rel, abs_tol=self.abs)
+
+
 class Vectors(_Model):
     description: str = ""
     params: dict[str, ParamValue] = {}
+    tolerance: Tolerance | None = None
     cases: list[Case] = Field(min_length=1)
 
 
@@ -110,8 +124,11 @@ def case_parts(
     return out
 
 
-def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
-    """Where actual departs from expected, as `body.parts.pricing.value: expected 1, got 2`."""
+def differences(
+    expected: Any, actual: Any, where: str = "body", tolerance: Tolerance | None = None
+) -> list[str]:
+    """Where actual departs from expected, as `body.parts.pricing.value: expected 1, got 2`;
+    with a `tolerance`, numbers (not booleans) where either is a float only need be close."""
     if expected == ANY_STRING:
         return (
             [] if isinstance(actual, str) and actual else [f"{where}: expected a non-empty string"]
@@ -124,7 +141,7 @@ def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
             elif key not in expected:
                 found.append(f"{where}.{key}: unexpected")
             else:
-                found += differences(expected[key], actual[key], f"{where}.{key}")
+                found += differences(expected[key], actual[key], f"{where}.{key}", tolerance)
         return found
     if isinstance(expected, list) and isinstance(actual, list):
         if len(expected) != len(actual):
@@ -132,8 +149,19 @@ def differences(expected: Any, actual: Any, where: str = "body") -> list[str]:
         return [
             p
             for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-            for p in differences(e, a, f"{where}[{i}]")
+            for p in differences(e, a, f"{where}[{i}]", tolerance)
         ]
+    if tolerance is not None and _floats(expected, actual):
+        if tolerance.close(expected, actual):
+            return []
+        return [f"{where}: expected {expected!r} ± (rel {tolerance.rel:g}, abs {tolerance.abs:g}),"
+                f" got {actual!r}"]  # fmt: skip
     if type(expected) is not type(actual) or expected != actual:
         return [f"{where}: expected {json.dumps(expected)}, got {json.dumps(actual)}"]
     return []
+
+
+def _floats(expected: Any, actual: Any) -> bool:
+    """Two JSON numbers, one at least a float (an integral logit may be written 2 or 2.0)."""
+    kinds = (type(expected), type(actual))
+    return all(k in (int, float) for k in kinds) and float in kinds

@@ -4,6 +4,8 @@ drawn per call split off, a server stream (pure logic: the command line, no proc
 from __future__ import annotations
 
 import base64
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def test_a_json_body_is_sent_compact_with_its_content_type(tmp_path: Path) -> No
 
 
 def test_body_and_json_body_are_one_or_the_other() -> None:
-    with pytest.raises(ValidationError, match="body or json_body"):
+    with pytest.raises(ValidationError, match="one of body, json_body and body_command"):
         LoadgenTable(path="/x", body="a", json_body={"a": 1})
 
 
@@ -72,3 +74,29 @@ def test_a_field_that_cannot_be_drawn_is_named(
     table = LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES, grpc_request=request_)
     with pytest.raises(LoadError, match=message):
         command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
+
+
+def test_a_body_command_runs_once_from_the_patterns_root(tmp_path: Path) -> None:
+    (tmp_path / "counter").write_text("")
+    script = "import pathlib; p = pathlib.Path('counter'); p.write_text(p.read_text() + 'x');"
+    script += " print('{\"inputs\": []}', end='')"
+    table = LoadgenTable(path="/v2/models/mlp/infer", method="POST",
+                         body_command=[sys.executable, "-c", script],
+                         headers=["Content-Type: application/json"])  # fmt: skip
+    load = replace(spec(tmp_path), root=tmp_path)
+    for _ in range(2):
+        args = command(Path("loadgen"), table, load, tmp_path / "out.json")
+        assert flag(args, "--body") == ['{"inputs": []}']
+    assert (tmp_path / "counter").read_text() == "x"
+
+
+def test_a_failing_body_command_is_one_line(tmp_path: Path) -> None:
+    table = LoadgenTable(path="/x", method="POST", body_command=[sys.executable, "-c",
+                         "import sys; sys.exit('no such model: resnet')"])  # fmt: skip
+    with pytest.raises(LoadError, match="body_command: exit 1: no such model: resnet"):
+        command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
+
+
+def test_body_json_body_and_body_command_exclude_one_another() -> None:
+    with pytest.raises(ValidationError, match="one of body, json_body and body_command"):
+        LoadgenTable(path="/x", body="a", body_command=["cat"])

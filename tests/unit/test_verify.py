@@ -9,7 +9,14 @@ import pytest
 
 from bench.launch.http_raw import expand
 from bench.launch.probes import HttpExpect, HttpProbe, HttpRequest, HttpSpec
-from bench.launch.verify import Vectors, VectorsError, case_parts, differences, load_vectors
+from bench.launch.verify import (
+    Tolerance,
+    Vectors,
+    VectorsError,
+    case_parts,
+    differences,
+    load_vectors,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,3 +230,27 @@ def test_a_case_needs_a_form() -> None:
     )
     with pytest.raises(VectorsError, match="no case for the http probe"):
         case_parts(only_grpc, HttpRequest, HttpExpect, "http")
+
+
+def test_a_tolerance_lets_floats_differ_by_that_much_and_no_more() -> None:
+    loose = Tolerance(rel=1e-3, abs=1e-4)
+    assert differences({"x": [0.12345, 2]}, {"x": [0.12349, 2.0]}, tolerance=loose) == []
+    assert differences([0.0], [0.00005], tolerance=loose) == []
+    found = differences({"x": [1.0]}, {"x": [1.01]}, tolerance=loose)
+    assert len(found) == 1
+    assert found[0].startswith("body.x[0]: expected 1.0 ±")
+    # Without one, floats must be equal; booleans and strings are never "close".
+    assert differences([0.12345], [0.12349]) != []
+    assert differences([1.0], [True], tolerance=loose) != []
+    assert differences(["1.0"], [1.0], tolerance=loose) != []
+
+
+def test_the_inference_vectors_carry_their_tolerance(tmp_path: Path) -> None:
+    vectors = load_vectors(REPO / "systems" / "inference" / "vectors.json")
+    assert vectors.tolerance is not None
+    assert vectors.tolerance.rel > 0
+    bad = tmp_path / "vectors.json"
+    bad.write_text(json.dumps({"tolerance": {"rel": -1}, "cases": [{"name": "x", "request": {},
+                                                                    "expect": {}}]}))  # fmt: skip
+    with pytest.raises(VectorsError, match=r"vectors.json: tolerance\.rel"):
+        load_vectors(bad)
