@@ -47,13 +47,14 @@ def parts() -> Parts:
     from bench.launch.grpc_probe import GrpcProbe
     from bench.launch.probes import HttpProbe, TcpProbe
     from bench.run import Parts
+    from bench.studies.ceiling import CeilingStudy
     from bench.studies.codec import CodecStudy
     from bench.studies.pools import PoolStudy
 
     return Parts(
         engines={"loadgen": Loadgen(), "locust": Locust()},
         probes={"http": HttpProbe(), "grpc": GrpcProbe(), "tcp": TcpProbe()},
-        studies={"pools": PoolStudy(), "codec": CodecStudy()},
+        studies={"pools": PoolStudy(), "codec": CodecStudy(), "ceiling": CeilingStudy()},
     )
 
 

@@ -155,6 +155,16 @@ def cpu_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def forward_threads(requested: int) -> int:
+    """The intra-op threads a server's forward passes use: ``requested`` when above 0, else
+    (auto) the CPUs this process may run on less one, which the event loop keeps (at least 1).
+
+    The inference servers and the studies that measure a forward pass "on the same threads"
+    both take their count from here.
+    """
+    return requested if requested > 0 else max(1, cpu_threads() - 1)
+
+
 def example(spec: Spec, batch: int, seed: int = 0) -> torch.Tensor:
     """A deterministic batch of inputs (uniform in [-1, 1)), for vectors and studies."""
     generator = torch.Generator().manual_seed(seed)
@@ -164,10 +174,21 @@ def example(spec: Spec, batch: int, seed: int = 0) -> torch.Tensor:
 class Runner:
     """A loaded model on its device: `run(batch)` returns the logits on the CPU."""
 
-    def __init__(self, spec: Spec, device: torch.device, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        device: torch.device,
+        folder: Path | None = None,
+        *,
+        threads: int | None = None,
+    ) -> None:
+        """``threads``: torch's intra-op threads (process-wide); None: ``cpu_threads()`` on the
+        CPU, left as they are on CUDA."""
         self.spec = spec
         self.device = device
-        if device.type == "cpu":
+        if threads is not None:
+            torch.set_num_threads(threads)
+        elif device.type == "cpu":
             torch.set_num_threads(cpu_threads())
         self.model = load(spec, folder).to(device)
 

@@ -90,3 +90,20 @@ def test_flops_grow_with_the_sequence() -> None:
     assert m.flops_per_sample(m.Spec("transformer", 128)) > m.flops_per_sample(
         m.Spec("transformer", 32)
     )
+
+
+def test_forward_threads_leave_one_cpu_to_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert m.forward_threads(0) == 3
+    assert m.forward_threads(2) == 2
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {5})
+    assert m.forward_threads(0) == 1
+
+
+def test_the_runner_takes_the_threads_asked_for(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        m.Runner(m.Spec("mlp"), torch.device("cpu"), tmp_path, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
