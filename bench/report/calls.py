@@ -159,10 +159,11 @@ def contrasts(run: RunResult) -> list[str]:
         if len(differ) != 1:
             continue
         key = differ[0]
-        same = ", ".join(f"{k} {v}" for k, v in a.labels.items() if k != key)
+        same = "".join(f"{k} {v}, " for k, v in a.labels.items() if k != key)
         found = _common_point(a, b)
         if found is None:
-            bullets.append(f"- **{key}: {a.labels[key]} vs {b.labels[key]}** ({same}): no rate "
+            bullets.append(f"- **{key}: {a.labels[key]} vs {b.labels[key]}** ({same}{a.name} vs "
+                           f"{b.name}): no rate "
                            "where both were measured validly.")  # fmt: skip
             continue
         pa, pb = found
@@ -175,7 +176,7 @@ def contrasts(run: RunResult) -> list[str]:
         trouble = [t for t in (_trouble(a, pa), _trouble(b, pb)) if t]
         caveat = f" ({', '.join(trouble)}: overloaded)" if trouble else ""
         bullets.append(
-            f"- **{key}: {a.labels[key]} vs {b.labels[key]}** ({same}; {a.name} vs {b.name}) at "
+            f"- **{key}: {a.labels[key]} vs {b.labels[key]}** ({same}{a.name} vs {b.name}) at "
             f"{_rate(pa)} calls/s{caveat}: {figures}.{_knee(a, b)}"
         )
     return bullets

@@ -30,6 +30,9 @@ from bench.stats.confidence import median_ci
 #: How far the parts' sum may be from the server's own mean latency and still "add up".
 PARTS_TOLERANCE = 0.05
 
+#: Past this share of errors, the latency's requests are not those the parts describe.
+MAX_REFUSED = 0.01
+
 _LE = re.compile(r'le="([^"]+)"')
 
 
@@ -104,13 +107,18 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
         means = [_estimate(point, _mean_of(n)) for n in parts]
         total = _estimate(point, _mean_of(total_metric))
         summed = _estimate(point, lambda t: _parts_sum(t, parts))
-        gap = None
+        gap, refused = None, _refused(point)
         if summed is not None and total is not None and total.median > 0:
             gap = summed.median / total.median - 1
-            if abs(gap) > PARTS_TOLERANCE:
+            if abs(gap) > PARTS_TOLERANCE and refused <= MAX_REFUSED:
                 gaps.append(f"{impl.name} at {_rate(point)} req/s ({gap:+.1%})")
         cells = [impl.name, _rate(point), *map(_ms, means), _ms(summed), _ms(total)]
-        cells.append("—" if gap is None else f"{gap:+.1%}")
+        if gap is None:
+            cells.append("—")
+        elif refused > MAX_REFUSED:
+            cells.append(f"not comparable: {refused:.0%} refused")
+        else:
+            cells.append(f"{gap:+.1%}")
         rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return [], []
@@ -128,7 +136,9 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
         f" against `{total_metric}`): each histogram's sum over its count in the window. The "
         f"parts follow one another in a request's life, so they should add up to the server's "
         f"own latency; within {PARTS_TOLERANCE:.0%} they do, and what is left is the work "
-        "outside them (writing the answer).",
+        "outside them (writing the answer). Where the system refused more than "
+        f"{MAX_REFUSED:.0%} of the requests the two are not compared: refusals count in the "
+        "latency, quickly, and in none of the parts.",
         "",
     ]
     reading = []
@@ -143,6 +153,13 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
 
 def _mean_of(name: str) -> Callable[[Trial], float | None]:
     return lambda t: histogram_mean(t.server_metrics, name)
+
+
+def _refused(point: LoadPoint) -> float:
+    """The share of the point's requests that failed, over its valid trials."""
+    trials = _valid(point)
+    requests = sum(t.load.requests for t in trials)
+    return sum(t.load.errors for t in trials) / requests if requests else 0.0
 
 
 def _parts_sum(trial: Trial, parts: Sequence[str]) -> float | None:

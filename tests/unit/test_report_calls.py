@@ -36,10 +36,10 @@ def test_implementations_that_differ_in_one_label_are_contrasted() -> None:
     # Four pairs differ in one label (two by transport, two by runtime); the diagonals in two.
     assert len(bullets) == 4
     first = bullets[0]
-    assert first.startswith("- **transport: grpc vs rest** (runtime python; python-grpc vs ")
+    assert first.startswith("- **transport: grpc vs rest** (runtime python, python-grpc vs ")
     assert "at 100 calls/s" in first
     assert "ms p99 (0.50×)" in first
-    assert any(b.startswith("- **runtime: python vs go** (transport grpc;") for b in bullets)
+    assert any(b.startswith("- **runtime: python vs go** (transport grpc, ") for b in bullets)
 
 
 def test_no_labels_no_reading_and_no_stream_table() -> None:

@@ -85,3 +85,23 @@ def test_nothing_is_written_when_the_scenario_names_nothing() -> None:
     out = section(run_with(histogram("svc_batch_size", [1], [1])))
     assert out.lines == []
     assert out.reading == []
+
+
+def test_parts_are_not_compared_where_the_system_refused_many() -> None:
+    metrics = {
+        **histogram("svc_queue_seconds", [0.001], [0.01]),
+        **histogram("svc_compute_seconds", [0.001], [0.01]),
+        **histogram("svc_request_duration_seconds", [0.004], [0.01]),
+    }
+    run = run_with(metrics, server_latency_metric="svc_request_duration_seconds",
+                   server_latency_parts=PARTS)  # fmt: skip
+    impl = run.implementations[0]
+    refused = [
+        p.model_copy(update={"trials": [t.model_copy(update={"load": t.load.model_copy(
+            update={"errors": t.load.requests // 2})}) for t in p.trials]})
+        for p in impl.points
+    ]  # fmt: skip
+    run = run.model_copy(update={"implementations": [impl.model_copy(update={"points": refused})]})
+    out = section(run)
+    assert out.reading == []
+    assert "not comparable: 50% refused" in "\n".join(out.lines)
