@@ -16,6 +16,7 @@ from systems.inference.request import (
     answer_body,
     body_limit,
     parse,
+    parse_slowly,
     quote,
 )
 
@@ -144,3 +145,19 @@ def test_a_refusal_can_close_the_connection() -> None:
     assert response.status == 413
     assert response.content_type == "application/json"
     assert response.keep_alive is False
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"inputs": [tensor()]},
+        {"id": "r-1", "inputs": [tensor(parameters={"x": 1})], "parameters": {"y": [1]}},
+        {"inputs": [tensor(data=[1, 2, 3, 4, 5, 6, 7, 8])]},  # integers are numbers too
+        {"inputs": [tensor(shape=[1, 4], data=[1e-30, -3.4e38, 0.0, -0.0])]},
+    ],
+)
+def test_the_fast_and_the_slow_path_read_a_valid_request_alike(doc: dict[str, Any]) -> None:
+    fast, slow = parse(body(doc), SHAPE, MAX), parse_slowly(body(doc), SHAPE, MAX)
+    assert fast.id == slow.id
+    assert torch.equal(fast.inputs, slow.inputs)
+    assert fast.inputs.dtype == torch.float32
