@@ -10,13 +10,14 @@ from bench.report.sections import ReportSection
 from bench.report.write import render
 from bench.store import load_run, save_run
 from bench.studies.base import StudyKind
+from bench.studies.ceiling import CeilingStudy
 from bench.studies.pools import PoolStudy
 from tests.unit.conftest import make_run, measured
 from tests.unit.test_pools_report import with_study
 from tests.unit.test_results import SCHEMA_3
 
 #: As bench/cli.py composes them.
-STUDIES: dict[str, StudyKind] = {"pools": PoolStudy()}
+STUDIES: dict[str, StudyKind] = {"pools": PoolStudy(), "ceiling": CeilingStudy()}
 
 SERVICE = ["## Verdicts", "## Results", "## Throughput and latency", "## Latency by percentile"]
 TAIL = ["## Scenario", "## Environment"]
@@ -33,6 +34,20 @@ POOLS = [
 ]
 WORKERPOOL = ["## Reading", *SERVICE, "## Cost per call", *POOLS]
 WORKERPOOL_SCHEMA_3 = ["## Reading", *SERVICE, *POOLS]
+#: A served model: the latency split and batch sizes from the server's histograms, then the
+#: ceiling study's sections.
+INFERENCE = [
+    "## Reading",
+    *SERVICE,
+    "## Cost per call",
+    "## Where the server's time goes",
+    "## Distribution of `inference_batch_size`",
+    "## Raw ceiling: the model alone, per batch size",
+    "## Served efficiency: the servers against the ceiling",
+    "## Low-load penalty of batching",
+    "## Throughput at the SLO",
+    *TAIL,
+]
 
 
 def sections(run: RunResult, run_dir: Path) -> list[ReportSection]:
@@ -74,3 +89,33 @@ def test_a_run_of_labelled_implementations_opens_with_their_contrasts(tmp_path: 
         for name, base, transport in (("go-grpc", 1000, "grpc"), ("go-rest", 1200, "rest"))
     ]
     assert headings(save_run(make_run(*impls), tmp_path)) == LABELLED
+
+
+def test_an_inference_like_run_splits_the_latency_and_adds_the_ceiling(tmp_path: Path) -> None:
+    from tests.unit.test_ceiling_study import run as ceiling_run
+    from tests.unit.test_ceiling_study import study as ceiling_study
+
+    run = ceiling_run()
+    scenario = run.scenario.model_copy(update={
+        "server_latency_metric": "inference_request_duration_seconds",
+        "server_latency_parts": ["inference_queue_seconds", "inference_compute_seconds"],
+        "server_histograms": ["inference_batch_size"],
+    })  # fmt: skip
+    impls = []
+    for impl in run.implementations:
+        points = []
+        for p in impl.points:
+            trials = []
+            for t in p.trials:
+                metrics = {**t.server_metrics, "inference_request_duration_seconds_sum": 0.01,
+                           "inference_request_duration_seconds_count": 10.0,
+                           "inference_queue_seconds_sum": 0.004,
+                           "inference_queue_seconds_count": 10.0,
+                           "inference_compute_seconds_sum": 0.006,
+                           "inference_compute_seconds_count": 10.0}  # fmt: skip
+                trials.append(t.model_copy(update={"server_metrics": metrics}))
+            points.append(p.model_copy(update={"trials": trials}))
+        impls.append(impl.model_copy(update={"points": points}))
+    run = run.model_copy(update={"scenario": scenario, "implementations": impls,
+                                 "studies": [ceiling_study()]})  # fmt: skip
+    assert headings(save_run(run, tmp_path)) == INFERENCE
