@@ -213,7 +213,7 @@ def find_target(root: Path, name: str, kinds: Kinds) -> Target:
     return Target(
         name=name, command=(*impl.command, *pattern.args), values=values,
         probe=GrpcSpec.model_validate(impl.probe.rest()),
-        method=table.grpc_method, request=dict(table.grpc_request),
+        method=table.grpc_method, request=dict(table.request_json(root)),
         proto_modules=tuple(table.proto_modules),
     )  # fmt: skip
 

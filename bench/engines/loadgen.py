@@ -10,7 +10,8 @@ What it sends is the pattern's `[scenario.loadgen]` table (`LoadgenTable`): an H
 request; `body_command`: a command of the pattern's whose output is the body, for bodies too
 large to write in a table, run once per table) or a unary gRPC call (`grpc_method` with its
 `grpc_request` in protobuf's JSON mapping, encoded once with the descriptors of
-`proto_modules`).
+`proto_modules`; `grpc_request_command`: a command of the pattern's whose output is that JSON,
+for requests too large to write in a table, such as a tensor's bytes, run once per table).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from bench.stats.percentiles import decode, percentiles
 #: Time after the window for in-flight requests to finish and the JSON to be written.
 SLACK_S = 12.0
 BUILD = ["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"]
-#: How long a table's `body_command` may take.
+#: How long a table's `body_command` or `grpc_request_command` may take.
 BODY_TIMEOUT_S = 60.0
 
 
@@ -65,6 +66,12 @@ class LoadgenTable(BaseModel):
         description="the request, as JSON; a top-level string or integer field may be "
         "'{rand:N}' (or a string holding it), drawn per call",
     )
+    grpc_request_command: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="a command (run from the pattern's root) whose standard output is the "
+        "request as a JSON object, in place of grpc_request",
+    )
     grpc_stream: bool = Field(default=False, description="grpc_method is server-streaming")
     proto_modules: list[str] = Field(default=[], description="modules defining grpc_method")
     grpc_conns: int = Field(default=1, ge=1)
@@ -77,15 +84,36 @@ class LoadgenTable(BaseModel):
             raise ValueError("give one of body, json_body and body_command")
         if self.grpc_stream and self.grpc_method is None:
             raise ValueError("grpc_stream needs grpc_method")
+        if self.grpc_request_command is not None:
+            if self.grpc_method is None:
+                raise ValueError("grpc_request_command needs grpc_method")
+            if self.grpc_request:
+                raise ValueError("give one of grpc_request and grpc_request_command")
         return self
 
-    def encoded_request(self) -> tuple[str, list[str]]:
+    def request_json(self, root: Path = Path(".")) -> dict[str, Any]:
+        """The gRPC request in protobuf's JSON mapping: `grpc_request`, or what
+        `grpc_request_command` prints (run from `root`, once)."""
+        if self.grpc_request_command is None:
+            return self.grpc_request
+        what = "grpc_request_command"
+        text = command_output(tuple(self.grpc_request_command), root, what)
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise LoadError(f"{what}: the output is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise LoadError(f"{what}: the output is not a JSON object")
+        return data
+
+    def encoded_request(self, root: Path = Path(".")) -> tuple[str, list[str]]:
         """The gRPC request less its varied fields, protobuf-encoded, base64; and each varied
         field as loadgen's `--grpc-vary FIELD:KIND:TEMPLATE`."""
         assert self.grpc_method is not None
+        request = self.request_json(root)
         try:
             found = method(self.grpc_method, self.proto_modules)
-            fixed, varied = varied_fields(found, self.grpc_request)
+            fixed, varied = varied_fields(found, request)
             raw = request_message(found, fixed).SerializeToString()
         except ProtoError as e:
             raise LoadError(f"loadgen: {e}") from None
@@ -102,21 +130,22 @@ class LoadgenTable(BaseModel):
 
 
 @functools.cache
-def command_output(command: tuple[str, ...], root: Path) -> str:
+def command_output(command: tuple[str, ...], root: Path, what: str = "body_command") -> str:
     """What `command` prints, run from `root` with it on PYTHONPATH (a pattern's module may be
-    the command); LoadError with its last line when it fails."""
+    the command); LoadError naming the table's field (`what`) with its last line when it
+    fails."""
     try:
         done = subprocess.run(
             command, cwd=root, capture_output=True, text=True, timeout=BODY_TIMEOUT_S,
             env={**os.environ, "PYTHONPATH": str(root)}, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise LoadError(f"body_command: no output in {BODY_TIMEOUT_S:g} s") from None
+        raise LoadError(f"{what}: no output in {BODY_TIMEOUT_S:g} s") from None
     except OSError as e:
-        raise LoadError(f"body_command: cannot start {command[0]}: {e.strerror}") from None
+        raise LoadError(f"{what}: cannot start {command[0]}: {e.strerror}") from None
     if done.returncode != 0 or not done.stdout:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LoadError(f"body_command: exit {done.returncode}: {tail}")
+        raise LoadError(f"{what}: exit {done.returncode}: {tail}")
     return done.stdout
 
 
@@ -124,7 +153,7 @@ def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> 
     if spec.rate is None:
         raise LoadError("loadgen needs an open-loop rate")
     if table.grpc_method is not None:
-        request, varied = table.encoded_request()
+        request, varied = table.encoded_request(spec.root)
         what = [
             "--url", f"grpc://{spec.host}:{spec.port}",
             "--grpc-method", table.grpc_method,

@@ -7,7 +7,8 @@ SERVING, as Kubernetes' gRPC probes ask. A vector case is
      "expect": {"code": "INVALID_ARGUMENT", "message": {...}, "details": "<any-string>"}}
 
 with the request and expected answer in protobuf's JSON mapping; `code` is a gRPC status name
-(`OK` by default), `details` the status message when one is expected.
+(`OK` by default), `details` the status message when one is expected. The answer's floats are
+held within the vectors' `tolerance`, when they give one (as the HTTP probe holds a body's).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.launch.protobuf import ProtoError, method, request_message, response_class, to_json
-from bench.launch.verify import Vectors, VectorsError, case_parts, differences
+from bench.launch.verify import Tolerance, Vectors, VectorsError, case_parts, differences
 
 if TYPE_CHECKING:  # grpc is imported where a call is made: the command line starts without it
     import grpc
@@ -90,7 +91,8 @@ class GrpcProbe:
                     request_serializer=lambda m: m.SerializeToString(),
                     response_deserializer=response_class(found).FromString,
                 )
-                problems += [f"{name}: {p}" for p in _check(call, message, expect, timeout_s)]
+                found_problems = _check(call, message, expect, timeout_s, vectors.tolerance)
+                problems += [f"{name}: {p}" for p in found_problems]
         return problems
 
 
@@ -99,6 +101,7 @@ def _check(
     message: Any,
     expect: GrpcExpect,
     timeout_s: float,
+    tolerance: Tolerance | None = None,
 ) -> list[str]:
     import grpc
 
@@ -116,4 +119,4 @@ def _check(
         return [f"code: expected {expect.code}, got OK"]
     if expect.message is None:
         return []
-    return differences(expect.message, to_json(answer), "message")
+    return differences(expect.message, to_json(answer), "message", tolerance)

@@ -17,7 +17,8 @@ connection is closed), 404 for another model's path, 405 for a method other than
 
 The event loop (aiohttp on the scaffold, ``systems/serving.py``, uvloop) reads, decodes and
 validates each request and queues it in the batcher (``batcher``); one forward thread runs the
-batches (``accel.Engine``): ``unbatched``, one request a pass; ``dynamic``, up to
+batches (``accel.Engine``; the command line and this set-up are ``core``'s, shared with the gRPC
+front, ``grpc_service``): ``unbatched``, one request a pass; ``dynamic``, up to
 ``--max-batch-size`` samples, the oldest request waiting at most ``--max-queue-delay-us`` for
 others to join. ``--threads 0``: torch's intra-op threads are the CPUs given less one, the event
 loop's (``model.forward_threads``); inter-op threads are 1. ``--cuda-graphs`` (CUDA only: refused
@@ -31,24 +32,18 @@ line and exit 2; a device or warm-up that cannot be used, one line and exit 1.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import re
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Final
 
 import torch
 from aiohttp import web
 
 from systems import serving
-from systems.http_limits import SetupError
-from systems.inference import model
-from systems.inference.accel import Engine, describe
-from systems.inference.batcher import POLICIES, Batcher, Limits, Overloaded, Policy, Stopped
+from systems.inference import core
+from systems.inference.batcher import Batcher, Overloaded, Stopped
+from systems.inference.core import Config
 from systems.inference.metrics import Metrics
 from systems.inference.request import RequestError, answer_body, body_limit, parse, quote, read_body
 from systems.serving import error_body, json_response
@@ -56,9 +51,6 @@ from systems.serving import error_body, json_response
 PROG: Final = "inference"
 MODELS_PATH: Final = "/v2/models/"
 INFER: Final = "/infer"
-MAX_BATCH: Final = 1024
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
-_FLAGS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _RETRY: Final = {"Retry-After": "1"}
 _POST_ONLY: Final = error_body("method_not_allowed", "only POST is allowed here")
 _GET_ONLY: Final = error_body("method_not_allowed", "only GET is allowed here")
@@ -68,83 +60,9 @@ _FAILED: Final = error_body("internal", "internal error: the forward pass failed
 _INTERNAL: Final = error_body("internal", "internal error")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    """The validated command line."""
-
-    host: str
-    port: int
-    policy: Policy
-    spec: model.Spec
-    device: str
-    threads: int
-    max_batch_size: int
-    max_queue_delay_us: int
-    queue: int
-    max_request_samples: int
-    cuda_graphs: bool
-    compile: bool
-
-    @property
-    def max_rows(self) -> int:
-        """The most samples one forward pass computes (the largest bucket)."""
-        return self.max_batch_size if self.policy == "dynamic" else self.max_request_samples
-
-    @property
-    def mode(self) -> str:
-        parts = ["compile"] * self.compile + ["cuda-graphs"] * self.cuda_graphs
-        return "+".join(parts) or "eager"
-
-
-def _flag(text: str) -> bool:
-    value = _FLAGS.get(text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"want true or false, got {text!r}")
-    return value
-
-
-def _device(text: str) -> str:
-    if _DEVICE.fullmatch(text) is None:
-        raise argparse.ArgumentTypeError(f"want auto, cpu, cuda or cuda:N, got {text!r}")
-    return text
-
-
 def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The validated configuration, or exit 2 with one line naming the bad flag."""
-    p = serving.argument_parser(PROG, __doc__)
-    p.add_argument("--listen", type=serving.parse_listen, default=("127.0.0.1", 8122))
-    p.add_argument("--policy", choices=POLICIES, required=True)
-    p.add_argument("--model", choices=model.MODELS, default="mlp")
-    seq_lens = model.SEQ_LENS
-    p.add_argument("--seq-len", type=serving.int_in(seq_lens.start, seq_lens.stop - 1), default=64)
-    p.add_argument("--device", type=_device, default="auto")
-    p.add_argument("--threads", type=serving.int_in(0, 1024), default=0)
-    p.add_argument("--max-batch-size", type=serving.int_in(1, MAX_BATCH), default=128)
-    p.add_argument("--max-queue-delay-us", type=serving.int_in(0, 10_000_000), default=2000)
-    p.add_argument("--queue", type=serving.int_in(1, 1_000_000), default=256)
-    p.add_argument("--max-request-samples", type=serving.int_in(1, MAX_BATCH), default=64)
-    for name in ("--cuda-graphs", "--compile"):
-        p.add_argument(name, type=_flag, nargs="?", const=True, default=False, metavar="BOOL")
-    a = p.parse_args(argv)
-    if a.policy == "dynamic" and a.max_request_samples > a.max_batch_size:
-        p.error(
-            f"argument --max-request-samples: {a.max_request_samples} is more than "
-            f"--max-batch-size {a.max_batch_size} (a request is never split)"
-        )
-    return Config(
-        host=a.listen[0],
-        port=a.listen[1],
-        policy=a.policy,
-        spec=model.Spec(a.model, a.seq_len),
-        device=a.device,
-        threads=model.forward_threads(a.threads),
-        max_batch_size=a.max_batch_size,
-        max_queue_delay_us=a.max_queue_delay_us,
-        queue=a.queue,
-        max_request_samples=a.max_request_samples,
-        cuda_graphs=a.cuda_graphs,
-        compile=a.compile,
-    )
+    return core.parse_args(PROG, __doc__, argv, default_port=8122)
 
 
 class Handler:
@@ -218,84 +136,29 @@ class Handler:
             self.metrics.observe_parts(*pending.parts)
             if exc is not self._last_failure:  # one line per failed pass, not per request
                 self._last_failure = exc
-                line = str(exc).splitlines()[0] if str(exc) else ""
-                print(f"{PROG}: forward pass failed: {type(exc).__name__}: {line[:200]}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(core.failure_line(PROG, exc), file=sys.stderr, flush=True)
             return json_response(500, _FAILED)
         self.metrics.observe_parts(*pending.parts)
         return json_response(200, answer_body(self._model, parsed.id, logits))
 
 
-def build_engine(config: Config, device: torch.device) -> Engine:
-    """Load the model on ``device`` and warm it up (call on the forward thread)."""
-    runner = model.Runner(config.spec, device, threads=config.threads)
-    engine = Engine(
-        runner.model,
-        device,
-        config.spec.sample_shape,
-        config.max_rows,
-        cuda_graphs=config.cuda_graphs,
-        compile=config.compile,
-    )
-    engine.warm_up()
-    return engine
-
-
 async def run(config: Config, device: torch.device) -> None:
     """Serve until SIGTERM or SIGINT; drain; answer what the batcher holds; stop the thread."""
     serving.raise_fd_limit(config.queue + 4096)
-    loop = asyncio.get_running_loop()
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference-forward")
-    engines: list[Engine] = []  # the one engine, once built on the forward thread
-
-    def forward(parts: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
-        return engines[0](parts)
-
-    limits = Limits(
-        config.policy, config.max_batch_size, config.max_queue_delay_us / 1e6, config.queue
-    )
-    batcher: Batcher[torch.Tensor, torch.Tensor] = Batcher(forward, limits, executor)
-    info = {
-        "device": describe(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda or "none",
-        "model": config.spec.name,
-        "policy": config.policy,
-        "threads": str(config.threads),
-        "mode": config.mode,
-    }
-    handler = Handler(config, batcher, info)
-    batcher.on_pass = handler.metrics.observe_pass
-
-    async def ready() -> None:
-        try:
-            engines.append(await loop.run_in_executor(executor, build_engine, config, device))
-        except Exception as exc:  # e.g. a CUDA graph that cannot be captured
-            line = (str(exc).splitlines() or [""])[0][:300]
-            message = f"refusing to start: warm-up failed: {type(exc).__name__}: {line}"
-            raise SetupError(message) from None
-        batcher.start()
-
+    backend = core.Backend(config, device)
+    handler = Handler(config, backend.batcher, backend.info)
+    backend.batcher.on_pass = handler.metrics.observe_pass
     try:
-        await serving.serve(handler, config.host, config.port, ready=ready)
+        await serving.serve(handler, config.host, config.port, ready=backend.start)
     finally:
-        await batcher.stop()
+        await backend.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    try:
-        device = model.pick_device(config.device)
-    except model.ModelError as exc:
-        print(f"{PROG}: refusing to start: {exc}", file=sys.stderr)
+    device = core.prepare(PROG, config)
+    if device is None:
         return 1
-    if config.cuda_graphs and device.type != "cuda":
-        print(f"{PROG}: refusing to start: --cuda-graphs needs a CUDA device, the device is "
-              f"{device}", file=sys.stderr)  # fmt: skip
-        return 1
-    # Before any parallel work: afterwards torch refuses to change the inter-op pool.
-    torch.set_num_interop_threads(1)
-    torch.set_num_threads(config.threads)
     return serving.run(PROG, lambda: run(config, device))
 
 

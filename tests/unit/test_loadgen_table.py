@@ -100,3 +100,68 @@ def test_a_failing_body_command_is_one_line(tmp_path: Path) -> None:
 def test_body_json_body_and_body_command_exclude_one_another() -> None:
     with pytest.raises(ValidationError, match="one of body, json_body and body_command"):
         LoadgenTable(path="/x", body="a", body_command=["cat"])
+
+
+def test_a_grpc_request_command_runs_once_from_the_patterns_root(tmp_path: Path) -> None:
+    (tmp_path / "counter").write_text("")
+    script = "import pathlib; p = pathlib.Path('counter'); p.write_text(p.read_text() + 'x');"
+    script += ' print(\'{"userId": "big", "limit": 3, "features": "{rand:4}"}\')'
+    table = LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES,
+                         grpc_request_command=[sys.executable, "-c", script])  # fmt: skip
+    load = replace(spec(tmp_path), root=tmp_path)
+    for _ in range(2):
+        args = command(Path("loadgen"), table, load, tmp_path / "out.json")
+        (encoded,) = flag(args, "--grpc-request-base64")
+        fixed = pb.RecommendRequest.FromString(base64.b64decode(encoded))
+        assert (fixed.user_id, fixed.limit, fixed.features) == ("big", 3, 0)
+        assert flag(args, "--grpc-vary") == ["4:varint:{rand:4}"]
+    assert (tmp_path / "counter").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("import sys; sys.exit('no such model: resnet')", "exit 1: no such model: resnet"),
+        ("print('{\"userId\": ')", "the output is not JSON"),
+        ("print('[1, 2]')", "the output is not a JSON object"),
+    ],
+)
+def test_a_grpc_request_command_that_fails_is_one_line(
+    tmp_path: Path, script: str, message: str
+) -> None:
+    table = LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES,
+                         grpc_request_command=[sys.executable, "-c", script])  # fmt: skip
+    with pytest.raises(LoadError, match=message) as failed:
+        command(Path("loadgen"), table, replace(spec(tmp_path), root=tmp_path), tmp_path / "o")
+    assert "\n" not in str(failed.value)
+    if "exit" in message:
+        assert str(failed.value).startswith("grpc_request_command: ")
+
+
+def test_grpc_request_and_grpc_request_command_exclude_one_another() -> None:
+    with pytest.raises(ValidationError, match="one of grpc_request and grpc_request_command"):
+        LoadgenTable(grpc_method=RECOMMEND, grpc_request={"limit": 1}, grpc_request_command=["x"])
+    with pytest.raises(ValidationError, match="grpc_request_command needs grpc_method"):
+        LoadgenTable(path="/x", grpc_request_command=["x"])
+
+
+def test_the_inference_grpc_request_is_a_tensor_of_raw_float32(tmp_path: Path) -> None:
+    """The inference pattern's command, as its system.toml runs it: one sample's bytes."""
+    from systems.inference.gen import grpc_predict_v2_pb2 as infer_pb
+
+    table = LoadgenTable(
+        grpc_method="/inference.GRPCInferenceService/ModelInfer",
+        proto_modules=["systems.inference.gen.grpc_predict_v2_pb2"],
+        grpc_request_command=[sys.executable, "-m", "systems.inference.vectors",
+                              "--grpc-request", "--model", "mlp", "--samples", "2"],
+    )  # fmt: skip
+    load = replace(spec(tmp_path), root=Path(__file__).resolve().parents[2])
+    (encoded,) = flag(
+        command(Path("loadgen"), table, load, tmp_path / "o"), "--grpc-request-base64"
+    )
+    request = infer_pb.ModelInferRequest.FromString(base64.b64decode(encoded))
+    assert request.model_name == "mlp"
+    (tensor,) = request.inputs
+    assert (tensor.name, tensor.datatype, list(tensor.shape)) == ("input", "FP32", [2, 512])
+    assert [len(raw) for raw in request.raw_input_contents] == [2 * 512 * 4]
+    assert not tensor.HasField("contents")
