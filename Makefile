@@ -1,5 +1,6 @@
 # patternbench — every target installs what it needs (idempotently), then runs.
 #   make bench      quick profile of every pattern; prints where the report is
+#   make bench-gpu  the inference pattern's gpu profile (CUDA when present, else the CPU)
 #   make test       lint, type check, Python and Go tests
 #   make report     re-render the report of a run (RUN=<run-id>, default: the newest)
 #   make gate       the regression gate of BASE (default: the merge base with main) vs HEAD
@@ -34,11 +35,12 @@ PROTO_GO := go/gen
 GHZ_VERSION := v0.121.0
 GHZ := .tools/ghz-$(GHZ_VERSION)/ghz
 
-.PHONY: help setup bench bench-engines test pytest gotest soak lint typecheck report gate proto clean
+.PHONY: help setup bench bench-gpu bench-engines test pytest gotest soak lint typecheck report gate proto clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
 	@echo "make test       lint, type-check and run the Python and Go tests"
+	@echo "make bench-gpu  the inference pattern on CUDA (its gpu profile; the CPU without a GPU)"
 	@echo "make bench-engines  the load engines' headroom (loadgen vs wrk and ghz, Locust recording cost)"
 	@echo "make lint       actionlint, ruff check + format check, gofmt, go vet"
 	@echo "make typecheck  mypy --strict"
@@ -62,6 +64,11 @@ setup: $(STAMP) $(GO_BINARIES)
 
 bench: setup
 	$(BIN)/patternbench run --all --profile quick
+
+# The inference pattern on one GPU in under 5 minutes: CUDA graphs per batch-size bucket, rates a
+# GPU's batches can take (system.toml's [profiles.gpu]); on a machine without CUDA, the CPU.
+bench-gpu: setup
+	$(BIN)/patternbench run inference --profile gpu
 
 # The load engines' headroom: loadgen vs wrk on a Go hello server, Locust's recording overhead,
 # loadgen's gRPC mode vs ghz on the go-grpc server (rpcgrpc).

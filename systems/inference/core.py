@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import torch
@@ -125,22 +125,31 @@ def parse_args(
     )
 
 
-def prepare(prog: str, config: Config) -> torch.device | None:
-    """The device to serve on, torch's threads set; None (after one line on stderr) when the
-    device cannot be used: the caller exits 1."""
+def prepare(prog: str, config: Config) -> tuple[torch.device, Config] | None:
+    """The device to serve on and the configuration as it will serve, torch's threads set;
+    None (after one line on stderr) when the device cannot be used: the caller exits 1.
+
+    ``--cuda-graphs`` with ``--device cpu`` asks for the impossible and is refused; with
+    ``--device auto`` on a machine without CUDA (the gpu profile's CPU fallback) the server
+    runs eager, says so in one line, and its ``inference_device_info`` shows ``mode="eager"``.
+    """
     try:
         device = model.pick_device(config.device)
     except model.ModelError as exc:
         print(f"{prog}: refusing to start: {exc}", file=sys.stderr)
         return None
     if config.cuda_graphs and device.type != "cuda":
-        print(f"{prog}: refusing to start: --cuda-graphs needs a CUDA device, the device is "
-              f"{device}", file=sys.stderr)  # fmt: skip
-        return None
+        if config.device != "auto":
+            print(f"{prog}: refusing to start: --cuda-graphs needs a CUDA device, the device "
+                  f"is {device}", file=sys.stderr)  # fmt: skip
+            return None
+        print(f"{prog}: no CUDA device: --cuda-graphs has no effect, serving on the CPU",
+              file=sys.stderr)  # fmt: skip
+        config = replace(config, cuda_graphs=False)
     # Before any parallel work: afterwards torch refuses to change the inter-op pool.
     torch.set_num_interop_threads(1)
     torch.set_num_threads(config.threads)
-    return device
+    return device, config
 
 
 def build_engine(config: Config, device: torch.device) -> Engine:

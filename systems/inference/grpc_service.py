@@ -270,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"{PROG}: refusing to start: {problem}", file=sys.stderr)
         return 1
-    device = core.prepare(PROG, config)
-    if device is None:
+    prepared = core.prepare(PROG, config)
+    if prepared is None:
         return 1
+    device, config = prepared
     # The scaffold's runner: uvloop, one line and status 1 on OSError or SetupError (a failed
     # warm-up), and aiohttp's C parser required (the metrics server is aiohttp).
     return serving.run(PROG, lambda: run(config, device))

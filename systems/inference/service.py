@@ -156,9 +156,10 @@ async def run(config: Config, device: torch.device) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    device = core.prepare(PROG, config)
-    if device is None:
+    prepared = core.prepare(PROG, config)
+    if prepared is None:
         return 1
+    device, config = prepared
     return serving.run(PROG, lambda: run(config, device))
 
 
