@@ -57,6 +57,18 @@ def metric_deltas(before: str, after: str) -> dict[str, float]:
 _LE = re.compile(r'le="([^"]+)"')
 
 
+def histogram_buckets(metrics: dict[str, float], name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative buckets, (upper bound, count) by bound, from `name_bucket{le=…}`
+    samples (the last bound is inf)."""
+    buckets: list[tuple[float, float]] = []
+    for key, count in metrics.items():
+        if key.startswith(f"{name}_bucket{{"):
+            match = _LE.search(key)
+            if match:
+                buckets.append((float(match.group(1)), count))
+    return sorted(buckets)
+
+
 def histogram_quantile_bounds(
     metrics: dict[str, float], name: str, q: float
 ) -> tuple[float, float] | None:
@@ -67,13 +79,7 @@ def histogram_quantile_bounds(
     100 to 250 ms bucket). None when the histogram is empty or absent; the upper bound is inf when
     the quantile lies beyond the last finite bucket.
     """
-    buckets: list[tuple[float, float]] = []
-    for key, count in metrics.items():
-        if key.startswith(f"{name}_bucket{{"):
-            match = _LE.search(key)
-            if match:
-                buckets.append((float(match.group(1)), count))
-    buckets.sort()
+    buckets = histogram_buckets(metrics, name)
     if not buckets or buckets[-1][1] <= 0:
         return None
     rank = q * buckets[-1][1]

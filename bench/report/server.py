@@ -20,9 +20,9 @@ each figure is the median over the point's valid trials with its bootstrap inter
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 
+from bench.collect.prometheus import histogram_buckets
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
 from bench.report.sections import ReportSection
 from bench.stats.confidence import median_ci
@@ -32,8 +32,6 @@ PARTS_TOLERANCE = 0.05
 
 #: Past this share of errors, the latency's requests are not those the parts describe.
 MAX_REFUSED = 0.01
-
-_LE = re.compile(r'le="([^"]+)"')
 
 
 def histogram_mean(metrics: dict[str, float], name: str) -> float | None:
@@ -47,13 +45,7 @@ def histogram_mean(metrics: dict[str, float], name: str) -> float | None:
 
 def bucket_shares(metrics: dict[str, float], name: str) -> list[tuple[float, float, float]]:
     """(lower bound, upper bound, share of observations) of each non-cumulative bucket."""
-    cumulative: list[tuple[float, float]] = []
-    for key, value in metrics.items():
-        if key.startswith(f"{name}_bucket{{"):
-            match = _LE.search(key)
-            if match:
-                cumulative.append((float(match.group(1)), value))
-    cumulative.sort()
+    cumulative = histogram_buckets(metrics, name)
     if not cumulative or cumulative[-1][1] <= 0:
         return []
     total = cumulative[-1][1]

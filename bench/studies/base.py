@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 
 from bench.models import ParamValue, RunResult, Series, SeriesPoint, Study
 from bench.report.sections import ReportSection
@@ -69,3 +69,23 @@ def add_point(
     """Append `point` to the series at `key`, made by `first()` (without points) if new."""
     found = series.get(key) or first()
     series[key] = found.model_copy(update={"points": [*found.points, point]})
+
+
+def _listed(value: object) -> object:
+    """`"1,2,4"` (a rendered parameter) or one number as a list; a list stays one."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+def _distinct_positive(value: list[int]) -> list[int]:
+    if any(size < 1 for size in value) or len(set(value)) != len(value):
+        raise ValueError(f"must be distinct sizes of 1 or more, got {value}")
+    return sorted(value)
+
+
+#: A study table's list of sizes (batch sizes, message bytes …): a comma-separated parameter, one
+#: number or a list; distinct, each at least 1, kept sorted.
+Sizes = Annotated[list[int], BeforeValidator(_listed), AfterValidator(_distinct_positive)]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bench.studies.base import Sizes
+
 
 class CeilingSpec(BaseModel):
     """The `[studies.<name>]` table of kind "ceiling", rendered with the run's parameters."""
@@ -22,7 +24,7 @@ class CeilingSpec(BaseModel):
 
     script: str = Field(description="the measuring script, relative to the repository root")
     args: list[str] = Field(default=[], description="given to the script unread")
-    batch_sizes: list[int] = Field(min_length=1, description="samples per forward pass timed")
+    batch_sizes: Sizes = Field(min_length=1, description="samples per forward pass timed")
     min_run_time_s: float = Field(default=0.3, gt=0, description="timing per batch size, s")
     batch_metric: str = Field(
         min_length=1, description="the servers' histogram of samples per forward pass"
@@ -46,23 +48,6 @@ class CeilingSpec(BaseModel):
     @property
     def max_queue_delay_ms(self) -> float:
         return self.max_queue_delay_us / 1000.0
-
-    @field_validator("batch_sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        """`"1,2,4"` (a parameter) or one number as a list; a list stays one."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, int):
-            return [value]
-        return value
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _distinct(cls, value: list[int]) -> list[int]:
-        if any(size < 1 for size in value) or len(set(value)) != len(value):
-            raise ValueError(f"batch_sizes must be distinct sizes of 1 or more: {value}")
-        return sorted(value)
 
     @field_validator("latency_metric", "info_metric", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bench.studies.base import Sizes
 from bench.studies.codec_data import GOAL_CALLS_S
 
 _BENCHTIME = re.compile(r"^(\d+x|\d+(\.\d+)?(ns|us|µs|ms|s|m))$")
@@ -45,7 +46,7 @@ class GoCodecBenchmark(_Table):
 class CodecSpec(_Table):
     """The `[studies.<name>]` table of kind "codec", rendered with the run's parameters."""
 
-    sizes: list[int] = Field(min_length=1, description="protobuf sizes of the messages, bytes")
+    sizes: Sizes = Field(min_length=1, description="protobuf sizes of the messages, bytes")
     min_rounds: int = Field(default=5, ge=1, description="pytest-benchmark's rounds at least")
     max_time_s: float = Field(default=0.5, gt=0, description="pytest-benchmark's time per test")
     min_time_s: float = Field(
@@ -64,23 +65,6 @@ class CodecSpec(_Table):
     go_benchtime: str = Field(default="0.2s", description="go test -benchtime, e.g. 0.2s or 100x")
     pytest: PytestSuite
     go: GoCodecBenchmark | None = None
-
-    @field_validator("sizes", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        """`"100,1024"` (a parameter) or one number as a list; a list stays one."""
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        if isinstance(value, int):
-            return [value]
-        return value
-
-    @field_validator("sizes")
-    @classmethod
-    def _positive(cls, value: list[int]) -> list[int]:
-        if any(size < 1 for size in value) or len(set(value)) != len(value):
-            raise ValueError(f"sizes must be distinct byte counts of 1 or more: {value}")
-        return sorted(value)
 
     @model_validator(mode="after")
     def _handler(self) -> CodecSpec:

@@ -112,8 +112,8 @@ def test_the_table_takes_sizes_as_a_parameter_string_sorted() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"sizes": "100,0"}, "sizes must be distinct"),
-        ({"sizes": "100,100"}, "sizes must be distinct"),
+        ({"sizes": "100,0"}, "must be distinct sizes"),
+        ({"sizes": "100,100"}, "must be distinct sizes"),
         ({"sizes": ""}, "at least 1 item"),
         ({"go_benchtime": "1 second"}, "is not a go -benchtime"),
         ({"min_rounds": 0}, "greater than or equal to 1"),
