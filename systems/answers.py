@@ -102,3 +102,17 @@ class RequestMetrics:
     def watch_in_flight(self, read: Callable[[], float]) -> None:
         """Have ``<prefix>_in_flight`` call ``read`` at scrape time (nothing on the hot path)."""
         self._in_flight.set_function(read)
+
+
+_NOT_FOUND: Final = error_body("not_found", "no such path")
+_GET_ONLY: Final = error_body("method_not_allowed", "only GET is allowed here")
+
+
+def ops_response(method: str, path: str, registry: CollectorRegistry) -> web.Response:
+    """The answer of ``GET /metrics`` (``registry``) and ``GET /healthz``: 405 to another method
+    on them, 404 on any other path (both in the envelope). Never counted in the metrics."""
+    if path != "/metrics" and path != "/healthz":
+        return json_response(404, _NOT_FOUND)
+    if method != "GET":
+        return json_response(405, _GET_ONLY, {"Allow": "GET"})
+    return metrics_response(registry) if path == "/metrics" else health_response()

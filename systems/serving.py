@@ -7,7 +7,7 @@
   runs the service on uvloop and turns a failure to listen into one line and status 1;
 - answers (``systems.answers``, re-exported here): ``json_response``, the contracts' error
   envelope ``{"error": {"code", "message"}}`` (``error_body``, ``error_response``), ``/healthz``,
-  ``/metrics`` and ``RequestMetrics``;
+  ``/metrics`` (``ops_response`` answers both) and ``RequestMetrics``;
 - the limits on a request's head and the answers to malformed requests (``systems.http_limits``,
   the same numbers as ``go/internal/serve``): every one is the envelope, never an echo of the
   request, and at most one debug line in the log;
@@ -40,6 +40,7 @@ from systems.answers import error_response as error_response
 from systems.answers import health_response as health_response
 from systems.answers import json_response as json_response
 from systems.answers import metrics_response as metrics_response
+from systems.answers import ops_response as ops_response
 from systems.http_limits import (
     HEADER_TIMEOUT_ENV,
     HEADER_TIMEOUT_S,

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -45,32 +44,19 @@ import torch
 from aiohttp import web
 from google.protobuf.internal import api_implementation
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import CollectorRegistry
 
-from systems import serving
-from systems.http_limits import (
-    HEADER_TIMEOUT_ENV,
-    HEADER_TIMEOUT_S,
-    IDLE_TIMEOUT_ENV,
-    IDLE_TIMEOUT_S,
-    Server,
-    refusal,
-    timeout_from_env,
-)
+from systems import grpc_serving, serving
 from systems.inference import core
 from systems.inference.batcher import Batcher, Overloaded, Stopped
 from systems.inference.core import Config
 from systems.inference.grpc_request import CallError, answer, decode, parse
 from systems.inference.metrics import Metrics
 from systems.inference.request import body_limit
-from systems.overload import GreedySite
 
 PROG: Final = "inference-grpc"
 SERVICE_NAME: Final = "inference.GRPCInferenceService"
 #: How long calls in flight may take to finish after SIGTERM or SIGINT.
 GRACE_S: Final = 5.0
-_NOT_FOUND: Final = serving.error_body("not_found", "no such path")
-_GET_ONLY: Final = serving.error_body("method_not_allowed", "only GET is allowed here")
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
 
@@ -152,60 +138,6 @@ def _shutting_down() -> CallError:
     return CallError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down, retry elsewhere")
 
 
-def _address(host: str, port: int) -> str:
-    host = host or "0.0.0.0"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def check_bind(host: str, port: int) -> None:
-    """OSError, one line, when ``host:port`` cannot be listened on (grpc would log its own
-    lines first)."""
-    if port == 0:
-        return
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc binds
-            sock.bind(address)
-    except OSError as e:
-        reason = (e.strerror or str(e)).lower()
-        raise OSError(f"cannot listen on {_address(host, port)}: {reason}") from None
-
-
-async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> web.ServerRunner:
-    """``GET /metrics`` and ``GET /healthz`` over HTTP (405 to another method, 404 elsewhere),
-    on the scaffold's limits and time-outs."""
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        refused = refusal(request)
-        if refused is not None:
-            return refused.response()
-        if request.path != "/metrics" and request.path != "/healthz":
-            return serving.json_response(404, _NOT_FOUND)
-        if request.method != "GET":
-            return serving.json_response(405, _GET_ONLY, {"Allow": "GET"})
-        if request.path == "/healthz":
-            return serving.health_response()
-        return serving.metrics_response(registry)
-
-    server = Server(
-        handle,
-        header_timeout=timeout_from_env(HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_S),
-        idle_timeout=timeout_from_env(IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_S),
-        handler_cancellation=False,
-    )
-    runner = web.ServerRunner(server, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await GreedySite(runner, host or None, port, backlog=128).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
-
-
 async def run(config: Config, device: torch.device) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (at most 5 s for calls in flight)."""
     serving.raise_fd_limit(config.queue + 4096)
@@ -226,9 +158,9 @@ async def run(config: Config, device: torch.device) -> None:
     server.add_generic_rpc_handlers((front.handler(),))
     healthy = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(healthy, server)
-    address = _address(config.host, config.port)
-    check_bind(config.host, config.port)
-    check_bind(config.metrics_host, config.metrics_port)
+    address = grpc_serving.address(config.host, config.port)
+    grpc_serving.check_bind(config.host, config.port)
+    grpc_serving.check_bind(config.metrics_host, config.metrics_port)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:  # lost a race for the port (grpc has logged why)
@@ -236,14 +168,14 @@ async def run(config: Config, device: torch.device) -> None:
     runner: web.ServerRunner | None = None
     try:
         await backend.start()
-        runner = await serve_metrics(front.metrics.registry, config.metrics_host,
+        runner = await grpc_serving.serve_metrics(front.metrics.registry, config.metrics_host,
                                      config.metrics_port)  # fmt: skip
         await server.start()
         for name in ("", SERVICE_NAME):
             await healthy.set(name, health_pb2.HealthCheckResponse.SERVING)
         metrics_host, metrics_port = runner.addresses[0][:2]
-        print(f"listening on {_address(config.host, port)}\n"
-              f"listening on {_address(metrics_host, metrics_port)}",
+        print(f"listening on {grpc_serving.address(config.host, port)}\n"
+              f"listening on {grpc_serving.address(metrics_host, metrics_port)}",
               file=sys.stderr, flush=True)  # fmt: skip
         await stopping.wait()
         await healthy.enter_graceful_shutdown()

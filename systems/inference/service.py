@@ -46,15 +46,13 @@ from systems.inference.batcher import Batcher, Overloaded, Stopped
 from systems.inference.core import Config
 from systems.inference.metrics import Metrics
 from systems.inference.request import RequestError, answer_body, body_limit, parse, quote, read_body
-from systems.serving import error_body, json_response
+from systems.serving import error_body, json_response, ops_response
 
 PROG: Final = "inference"
 MODELS_PATH: Final = "/v2/models/"
 INFER: Final = "/infer"
 _RETRY: Final = {"Retry-After": "1"}
 _POST_ONLY: Final = error_body("method_not_allowed", "only POST is allowed here")
-_GET_ONLY: Final = error_body("method_not_allowed", "only GET is allowed here")
-_NO_PATH: Final = error_body("not_found", "no such path")
 _SHUTTING_DOWN: Final = error_body("overloaded", "the server is shutting down, retry elsewhere")
 _FAILED: Final = error_body("internal", "internal error: the forward pass failed")
 _INTERNAL: Final = error_body("internal", "internal error")
@@ -99,13 +97,7 @@ class Handler:
                 self.in_flight -= 1
             self._http.count(response.status, time.perf_counter() - arrive)
             return response
-        if path != "/metrics" and path != "/healthz":
-            return json_response(404, _NO_PATH)
-        if request.method != "GET":
-            return json_response(405, _GET_ONLY, {"Allow": "GET"})
-        if path == "/healthz":
-            return serving.health_response()
-        return serving.metrics_response(self.metrics.registry)
+        return ops_response(request.method, path, self.metrics.registry)
 
     async def _infer(self, request: web.BaseRequest, path: str, arrive: float) -> web.Response:
         name = path[len(MODELS_PATH) : -len(INFER)]

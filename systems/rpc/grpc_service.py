@@ -27,31 +27,19 @@ import asyncio
 import contextlib
 import inspect
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import grpc
-from aiohttp import web
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
-from systems import serving
-from systems.http_limits import (
-    HEADER_TIMEOUT_ENV,
-    HEADER_TIMEOUT_S,
-    IDLE_TIMEOUT_ENV,
-    IDLE_TIMEOUT_S,
-    Server,
-    refusal,
-    timeout_from_env,
-)
-from systems.overload import GreedySite
+from systems import grpc_serving, serving
 from systems.rpc.gen import recommendations_pb2 as pb
-from systems.rpc.metrics import Metrics, ops_response
+from systems.rpc.metrics import Metrics
 from systems.rpc.recommender import (
     METHODS,
     OVERLOADED,
@@ -211,53 +199,6 @@ def _code_name(code: object) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-def _address(host: str, port: int) -> str:
-    host = host or "0.0.0.0"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def check_bind(host: str, port: int) -> None:
-    """OSError, one line, when ``host:port`` cannot be listened on: grpc would say so in a log
-    line of its own first."""
-    if port == 0:
-        return
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc binds
-            sock.bind(address)
-    except OSError as e:
-        reason = (e.strerror or str(e)).lower()
-        raise OSError(f"cannot listen on {_address(host, port)}: {reason}") from None
-
-
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> web.ServerRunner:
-    """``GET /metrics`` and ``GET /healthz`` over HTTP, on the scaffold's limits and time-outs."""
-
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        refused = refusal(request)
-        if refused is not None:
-            return refused.response()
-        return ops_response(request.method, request.path, metrics.registry)
-
-    server = Server(
-        handle,
-        header_timeout=timeout_from_env(HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_S),
-        idle_timeout=timeout_from_env(IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_S),
-        handler_cancellation=False,
-    )
-    runner = web.ServerRunner(server, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        await GreedySite(runner, host or None, port, backlog=128).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
-
-
 async def run(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (at most 5 s for calls in flight)."""
     loop = asyncio.get_running_loop()
@@ -282,20 +223,22 @@ async def run(config: Config) -> None:
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    address = _address(config.host, config.port)
-    check_bind(config.host, config.port)
+    address = grpc_serving.address(config.host, config.port)
+    grpc_serving.check_bind(config.host, config.port)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:  # lost a race for the port (grpc has logged why)
         raise OSError(f"cannot listen on {address}") from None
-    runner = await serve_metrics(metrics, config.metrics_host, config.metrics_port)
+    runner = await grpc_serving.serve_metrics(
+        metrics.registry, config.metrics_host, config.metrics_port
+    )
     try:
         await server.start()
         admission.start()
         metrics_addr = runner.addresses[0][:2]
         print(
-            f"listening on {_address(config.host, port)}\n"
-            f"listening on {_address(metrics_addr[0], metrics_addr[1])}",
+            f"listening on {grpc_serving.address(config.host, port)}\n"
+            f"listening on {grpc_serving.address(metrics_addr[0], metrics_addr[1])}",
             file=sys.stderr,
             flush=True,
         )

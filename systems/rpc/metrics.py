@@ -14,16 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from systems.answers import (
-    WIDE_BUCKETS,
-    error_body,
-    health_response,
-    json_response,
-    metrics_response,
-)
+from systems.answers import WIDE_BUCKETS
+from systems.answers import ops_response as ops_response
 
 METHODS: Final = ("Recommend", "StreamRecommendations")
 
@@ -101,17 +95,3 @@ class Metrics:
         """Count one call of ``method`` that ended with ``code`` after ``seconds``."""
         self._counter(method, code).inc()
         self._duration[method].observe(seconds)
-
-
-_NOT_FOUND: Final = error_body("not_found", "no such path")
-_GET_ONLY: Final = error_body("method_not_allowed", "only GET is allowed here")
-
-
-def ops_response(method: str, path: str, registry: CollectorRegistry) -> web.Response:
-    """The answer of ``GET /metrics`` (``registry``) and ``GET /healthz``: 405 to another method
-    on them, 404 on any other path (both in the envelope). Never counted in the metrics."""
-    if path != "/metrics" and path != "/healthz":
-        return json_response(404, _NOT_FOUND)
-    if method != "GET":
-        return json_response(405, _GET_ONLY, {"Allow": "GET"})
-    return metrics_response(registry) if path == "/metrics" else health_response()
