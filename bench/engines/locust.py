@@ -12,6 +12,7 @@ warning never fires in runs shorter than about 20 s.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,11 @@ def command(table: LocustTable, spec: LoadSpec) -> list[str]:
 
 
 def environment(spec: LoadSpec, record: str) -> dict[str, str]:
+    # The pattern's root on the path: a locustfile may import its siblings as
+    # `scenarios.locust.<module>` (Locust itself only adds the locustfile's own folder).
+    path = os.pathsep.join(p for p in (str(spec.root.resolve()), os.environ.get("PYTHONPATH")) if p)
     env = {
+        "PYTHONPATH": path,
         recording.OUTPUT_ENV: record,
         recording.WARMUP_ENV: str(spec.warmup_s),
         recording.DURATION_ENV: str(spec.duration_s),

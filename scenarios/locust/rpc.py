@@ -7,7 +7,8 @@ of User classes per transport, the same requests over both:
   under gevent, one channel (and, through a local subchannel pool, one HTTP/2 connection) per
   user, no receive limit. Each call fires Locust's request event with request_type "grpc", the
   method's name, the time to the answer (a stream's: to its last message and status) and the
-  answer's protobuf size; a non-OK status fails it with a `GrpcStatusError`.
+  answer's protobuf size; a non-OK status fails it with a `GrpcStatusError` (what the gRPC
+  locustfiles share: scenarios/locust/grpc_calls.py).
 - REST (python-rest, go-rest): `RestRecommendUser` closed-loop, `OpenLoopRestRecommend` open-loop;
   `POST /v1/recommend` (or `/v1/recommend:stream`, its NDJSON body read to the end) with the
   request in protobuf's JSON mapping, HTTP/1.1 keep-alive, no compression; any status other than
@@ -36,32 +37,19 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from typing import Any
-from urllib.parse import urlsplit
 
-import grpc
-import grpc.experimental.gevent as grpc_gevent
 from locust import FastHttpUser, User, events, task
-from locust.exception import LocustError
 from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
+from scenarios.locust.grpc_calls import open_channel, timed_call
 from systems.rpc.gen import recommendations_pb2 as pb
 from systems.rpc.gen import recommendations_pb2_grpc as pb_grpc
 
-# grpcio's own threads would block gevent's loop: make it wait cooperatively, before any channel.
-grpc_gevent.init_gevent()
 recording.install()
 
 CALLS = ("unary", "stream")
-#: Each user's own connection (grpcio otherwise shares one among channels of the same target, so
-#: that N closed-loop users would be N streams on one connection while REST users have N), and no
-#: receive limit (1,000 items of 4,096 features are 16 MB).
-CHANNEL_OPTIONS = [
-    ("grpc.use_local_subchannel_pool", 1),
-    ("grpc.max_receive_message_length", -1),
-]
 REST_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 
 
@@ -161,47 +149,6 @@ def _paced(user: User) -> float:
 # --- gRPC -----------------------------------------------------------------------------------------
 
 
-class GrpcStatusError(Exception):
-    """A call that ended with a non-OK status, or with no answer by the client's deadline.
-
-    `error_kind` is what the harness's recorder counts it as, named as loadgen names it
-    (`grpc InvalidArgument`, or `timeout` when `--timeout-s` passed); `repr()`, which Locust's
-    failure table shows, adds the details.
-    """
-
-    def __init__(self, code: grpc.StatusCode, details: str, error_kind: str) -> None:
-        super().__init__(code.name, details)
-        self.code = code
-        self.details = details
-        self.error_kind = error_kind
-
-    def __str__(self) -> str:
-        return str(self.code.name)
-
-    def __repr__(self) -> str:
-        return f"{self.code.name}: {self.details}"
-
-
-def _go_name(code: grpc.StatusCode) -> str:
-    """The code as grpc-go's `codes.Code.String()` writes it (loadgen's error kinds)."""
-    special = {grpc.StatusCode.OK: "OK", grpc.StatusCode.CANCELLED: "Canceled"}
-    return special.get(code) or "".join(w.capitalize() for w in code.name.split("_"))
-
-
-def status_error(error: grpc.RpcError, elapsed_s: float, timeout_s: float) -> GrpcStatusError:
-    code, details = error.code(), str(error.details() or "")
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED and elapsed_s >= timeout_s:
-        return GrpcStatusError(code, details, "timeout")
-    return GrpcStatusError(code, details, f"grpc {_go_name(code)}")
-
-
-def grpc_target(host: str | None) -> str:
-    """`host:port` from the user's host: `http://host:port`, `grpc://host:port` or `host:port`."""
-    if not host:
-        raise LocustError("no host: give --host host:port (or http://host:port)")
-    return urlsplit(host).netloc if "://" in host else host
-
-
 class GrpcUser(User):
     """A User with one gRPC channel of its own, to `--host`, and the request it sends."""
 
@@ -210,7 +157,7 @@ class GrpcUser(User):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.request = Request(environment.parsed_options)
-        self.channel = grpc.insecure_channel(grpc_target(self.host), options=CHANNEL_OPTIONS)
+        self.channel = open_channel(self.host)
         self.stub = pb_grpc.RecommendationsStub(self.channel)
 
     def on_stop(self) -> None:
@@ -222,27 +169,12 @@ def send_grpc(user: GrpcUser, context: dict[str, Any]) -> None:
     request = user.request
     message = request.message()
     name = "StreamRecommendations" if request.stream else "Recommend"
-    length = 0
-    exception: Exception | None = None
-    start = time.perf_counter()
-    try:
+    with timed_call(user, name, request.timeout_s, context) as call:
         if request.stream:
             for page in user.stub.StreamRecommendations(message, timeout=request.timeout_s):
-                length += page.ByteSize()
+                call.length += page.ByteSize()
         else:
-            length = user.stub.Recommend(message, timeout=request.timeout_s).ByteSize()
-    except grpc.RpcError as e:
-        exception = status_error(e, time.perf_counter() - start, request.timeout_s)
-    elapsed_ms = (time.perf_counter() - start) * 1000.0
-    user.environment.events.request.fire(
-        request_type="grpc",
-        name=name,
-        response_time=elapsed_ms,
-        response_length=length,
-        response=None,
-        context={**user.context(), **context},
-        exception=exception,
-    )
+            call.length = user.stub.Recommend(message, timeout=request.timeout_s).ByteSize()
 
 
 class RecommendUser(GrpcUser):
