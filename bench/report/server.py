@@ -108,7 +108,7 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
         if gap is None:
             cells.append("—")
         elif refused > MAX_REFUSED:
-            cells.append(f"not comparable: {refused:.0%} refused")
+            cells.append(f"not comparable: {refused:.1%} refused")
         else:
             cells.append(f"{gap:+.1%}")
         rows.append("| " + " | ".join(cells) + " |")

@@ -124,8 +124,9 @@ class Front:
             raise CallError(
                 grpc.StatusCode.INTERNAL, "internal error: the forward pass failed"
             ) from None
-        self.metrics.observe_parts(*pending.parts)
-        return answer(self._model, call, logits)
+        encoded = answer(self._model, call, logits)
+        self.metrics.observe_parts(*pending.parts, time.perf_counter() - pending.done)
+        return encoded
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service, bytes in and out (no deserializer: undecodable requests are refused

@@ -9,13 +9,15 @@ Per request on the infer path (every answer, whatever its status):
 - ``inference_in_flight``: requests in the handler, read at scrape time.
 
 Per request that reached the batcher, its duration part by part (they add up to it, but for
-the answer's encoding):
+making the response object and counting it):
 
 - ``inference_queue_seconds``: arrival to being taken into a batch (reading and decoding the
   body, then waiting in the queue);
 - ``inference_batch_formation_seconds``: taken to its batch handed to the forward thread;
 - ``inference_compute_seconds``: handed over to its result back with its handler on the event
-  loop (hand-off, forward pass, split, and the turn of the batch's requests resumed before it).
+  loop (hand-off, forward pass, split, and the turn of the batch's requests resumed before it);
+- ``inference_answer_seconds``: its result back to its answer encoded (JSON or protobuf), for
+  requests answered 200.
 
 Per forward pass: ``inference_forward_seconds``, the model's own time (CUDA events on a GPU),
 and ``inference_batch_size``, its samples (padding excluded): the histogram's ``_sum`` is the
@@ -85,6 +87,12 @@ class Metrics:
             buckets=PART_BUCKETS,
             registry=r,
         )
+        self._answer = Histogram(
+            f"{PREFIX}_answer_seconds",
+            "Time from a request's result back with its handler to its answer encoded.",
+            buckets=PART_BUCKETS,
+            registry=r,
+        )
         self._forward = Histogram(
             f"{PREFIX}_forward_seconds",
             "The model's own time of a forward pass (CUDA events on a GPU, no copies).",
@@ -110,11 +118,16 @@ class Metrics:
         )
         device.labels(*(info[k] for k in labels)).set(1)
 
-    def observe_parts(self, queue: float, formation: float, compute: float) -> None:
-        """One request's time, part by part (``batcher.Pending.parts``)."""
+    def observe_parts(
+        self, queue: float, formation: float, compute: float, answer: float | None = None
+    ) -> None:
+        """One request's time, part by part (``batcher.Pending.parts``, then the encoding of its
+        answer when it got one)."""
         self._queue.observe(queue)
         self._formation.observe(formation)
         self._compute.observe(compute)
+        if answer is not None:
+            self._answer.observe(answer)
 
     def observe_pass(self, samples: int, seconds: float) -> None:
         """One forward pass: its samples and the model's own seconds."""

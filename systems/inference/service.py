@@ -130,8 +130,9 @@ class Handler:
                 self._last_failure = exc
                 print(core.failure_line(PROG, exc), file=sys.stderr, flush=True)
             return json_response(500, _FAILED)
-        self.metrics.observe_parts(*pending.parts)
-        return json_response(200, answer_body(self._model, parsed.id, logits))
+        body = answer_body(self._model, parsed.id, logits)
+        self.metrics.observe_parts(*pending.parts, time.perf_counter() - pending.done)
+        return json_response(200, body)
 
 
 async def run(config: Config, device: torch.device) -> None:

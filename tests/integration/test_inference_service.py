@@ -278,7 +278,8 @@ def test_concurrent_requests_are_batched_and_their_time_adds_up(servers: dict[st
     assert 0 < delta("inference_batch_size_count") < 100
     assert delta("inference_request_duration_seconds_count") == 100
     parts = sum(
-        delta(f"inference_{part}_seconds_sum") for part in ("queue", "batch_formation", "compute")
+        delta(f"inference_{part}_seconds_sum")
+        for part in ("queue", "batch_formation", "compute", "answer")
     )
     duration = delta("inference_request_duration_seconds_sum")
     assert math.isclose(parts, duration, rel_tol=0.05), (parts, duration)

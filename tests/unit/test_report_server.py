@@ -104,4 +104,4 @@ def test_parts_are_not_compared_where_the_system_refused_many() -> None:
     run = run.model_copy(update={"implementations": [impl.model_copy(update={"points": refused})]})
     out = section(run)
     assert out.reading == []
-    assert "not comparable: 50% refused" in "\n".join(out.lines)
+    assert "not comparable: 50.0% refused" in "\n".join(out.lines)
