@@ -127,8 +127,8 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
         f"Means per request, from the system's own histograms ({', '.join(f'`{n}`' for n in parts)}"
         f" against `{total_metric}`): each histogram's sum over its count in the window. The "
         f"parts follow one another in a request's life, so they should add up to the server's "
-        f"own latency; within {PARTS_TOLERANCE:.0%} they do, and what is left is the work "
-        "outside them (writing the answer). Where the system refused more than "
+        f"own latency; within {PARTS_TOLERANCE:.0%} they do, and what is left is work none of "
+        "them covers. Where the system refused more than "
         f"{MAX_REFUSED:.0%} of the requests the two are not compared: refusals count in the "
         "latency, quickly, and in none of the parts.",
         "",
