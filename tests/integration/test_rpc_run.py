@@ -58,5 +58,5 @@ def test_every_server_is_verified_and_measured_over_its_transport(
     text = md.read_text()
     assert "## Cost per call" in text
     assert "## Streaming" in text
-    assert "- **transport: rest vs grpc** (runtime python, call unary;" in text
-    assert "- **call: unary vs stream** (transport grpc, runtime go;" in text
+    assert "- **transport: rest vs grpc** (runtime python, call unary, python-rest vs" in text
+    assert "- **call: unary vs stream** (transport grpc, runtime go, go-grpc vs" in text
