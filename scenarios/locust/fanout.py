@@ -19,20 +19,15 @@ import random
 from typing import Any
 
 from locust import FastHttpUser, events, task
-from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
+from scenarios.locust.pacing import add_user_rate, paced
 
 recording.install()
 
 
 def _add_arguments(parser: Any, **_: Any) -> None:
-    parser.add_argument(
-        "--user-rate",
-        type=float,
-        default=25.0,
-        help="closed-loop: requests per second per user; 0 sends as fast as answers come",
-    )
+    add_user_rate(parser, default=25.0)
     parser.add_argument("--items", type=int, default=1000, help="distinct catalog items")
 
 
@@ -53,8 +48,7 @@ class CatalogUser(FastHttpUser):
     """A client browsing the catalog, closed-loop."""
 
     def wait_time(self) -> float:
-        rate = float(self.environment.parsed_options.user_rate)
-        return constant_pacing(1.0 / rate)(self) if rate > 0 else 0.0
+        return paced(self)
 
     @task
     def catalog(self) -> None:

@@ -21,21 +21,16 @@ from functools import cache
 from typing import Any
 
 from locust import FastHttpUser, events, task
-from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
+from scenarios.locust.pacing import add_user_rate, paced
 from systems.inference.vectors import request_body
 
 recording.install()
 
 
 def _add_arguments(parser: Any, **_: Any) -> None:
-    parser.add_argument(
-        "--user-rate",
-        type=float,
-        default=10.0,
-        help="closed-loop: requests per second per user; 0 sends as fast as answers come",
-    )
+    add_user_rate(parser)
     parser.add_argument("--model", default="mlp", help="mlp | transformer")
     parser.add_argument("--seq-len", type=int, default=64, help="transformer: vectors a sample")
     parser.add_argument("--samples", type=int, default=1, help="samples per request")
@@ -69,8 +64,7 @@ class InferUser(FastHttpUser):
     """A client asking for inferences, closed-loop."""
 
     def wait_time(self) -> float:
-        rate = float(self.environment.parsed_options.user_rate)
-        return constant_pacing(1.0 / rate)(self) if rate > 0 else 0.0
+        return paced(self)
 
     @task
     def infer(self) -> None:

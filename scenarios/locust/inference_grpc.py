@@ -39,10 +39,10 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from locust import User, events, task
-from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
 from scenarios.locust.grpc_calls import open_channel, timed_call
+from scenarios.locust.pacing import add_user_rate, paced
 from systems.inference.gen import grpc_predict_v2_pb2 as pb
 from systems.inference.vectors import METHOD, grpc_request
 
@@ -50,12 +50,7 @@ recording.install()
 
 
 def _add_arguments(parser: Any, **_: Any) -> None:
-    parser.add_argument(
-        "--user-rate",
-        type=float,
-        default=10.0,
-        help="closed-loop: calls per second per user; 0 sends as fast as answers come",
-    )
+    add_user_rate(parser, "calls")
     parser.add_argument("--model", default="mlp", help="mlp | transformer")
     parser.add_argument("--seq-len", type=int, default=64, help="transformer: vectors a sample")
     parser.add_argument("--samples", type=int, default=1, help="samples per call")
@@ -107,8 +102,7 @@ class InferGrpcUser(GrpcInferUser):
     at most `--user-rate` per second."""
 
     def wait_time(self) -> float:
-        rate = float(self.environment.parsed_options.user_rate)
-        return constant_pacing(1.0 / rate)(self) if rate > 0 else 0.0
+        return paced(self)
 
     @task
     def infer(self) -> None:

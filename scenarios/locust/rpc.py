@@ -40,10 +40,10 @@ import random
 from typing import Any
 
 from locust import FastHttpUser, User, events, task
-from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
 from scenarios.locust.grpc_calls import open_channel, timed_call
+from scenarios.locust.pacing import add_user_rate, paced
 from systems.rpc.gen import recommendations_pb2 as pb
 from systems.rpc.gen import recommendations_pb2_grpc as pb_grpc
 
@@ -54,12 +54,7 @@ REST_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity
 
 
 def _add_arguments(parser: Any, **_: Any) -> None:
-    parser.add_argument(
-        "--user-rate",
-        type=float,
-        default=10.0,
-        help="closed-loop: calls per second per user; 0 sends as fast as answers come",
-    )
+    add_user_rate(parser, "calls")
     parser.add_argument("--call", default="unary", choices=CALLS, help="unary | stream")
     parser.add_argument("--limit", type=int, default=10, help="items wanted (1..1000)")
     parser.add_argument(
@@ -141,11 +136,6 @@ class Request:
         return json.dumps(body, separators=(",", ":"))
 
 
-def _paced(user: User) -> float:
-    rate = float(user.environment.parsed_options.user_rate)
-    return constant_pacing(1.0 / rate)(user) if rate > 0 else 0.0
-
-
 # --- gRPC -----------------------------------------------------------------------------------------
 
 
@@ -182,7 +172,7 @@ class RecommendUser(GrpcUser):
     `--user-rate` per second."""
 
     def wait_time(self) -> float:
-        return _paced(self)
+        return paced(self)
 
     @task
     def recommend(self) -> None:
@@ -225,7 +215,7 @@ class RestRecommendUser(RestUser):
     `--user-rate` per second."""
 
     def wait_time(self) -> float:
-        return _paced(self)
+        return paced(self)
 
     @task
     def recommend(self) -> None:

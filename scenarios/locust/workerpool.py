@@ -19,20 +19,15 @@ import random
 from typing import Any
 
 from locust import FastHttpUser, events, task
-from locust.user.wait_time import constant_pacing
 
 from bench.engines import recording
+from scenarios.locust.pacing import add_user_rate, paced
 
 recording.install()
 
 
 def _add_arguments(parser: Any, **_: Any) -> None:
-    parser.add_argument(
-        "--user-rate",
-        type=float,
-        default=10.0,
-        help="closed-loop: requests per second per user; 0 sends as fast as answers come",
-    )
+    add_user_rate(parser)
     parser.add_argument("--kernel", default="spin", help="spin | hash")
     parser.add_argument("--rounds", type=int, default=5000, help="kernel rounds per task")
     parser.add_argument("--size", type=int, default=0, help="hash block size in bytes")
@@ -58,8 +53,7 @@ class WorkUser(FastHttpUser):
     """A client submitting tasks, closed-loop."""
 
     def wait_time(self) -> float:
-        rate = float(self.environment.parsed_options.user_rate)
-        return constant_pacing(1.0 / rate)(self) if rate > 0 else 0.0
+        return paced(self)
 
     @task
     def work(self) -> None:

@@ -26,6 +26,7 @@ from systems.http_limits import SetupError
 from systems.inference import model
 from systems.inference.accel import Engine, describe
 from systems.inference.batcher import POLICIES, Batcher, Limits, Policy
+from systems.inference.metrics import Metrics
 
 MAX_BATCH: Final = 1024
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,3})?")
@@ -215,7 +216,34 @@ class Backend:
         await self.batcher.stop()
 
 
-def failure_line(prog: str, exc: BaseException) -> str:
-    """The log line of a failed forward pass: the exception's type and first line, cut."""
-    line = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{prog}: forward pass failed: {type(exc).__name__}: {line[:200]}"
+class ModelFront:
+    """What both fronts (HTTP and gRPC) hold: the batcher they feed, the metrics they count in
+    (``in_flight`` read at scrape time), the limits of a request, and the last forward-pass
+    failure logged, so that a failed pass is one line in the log, not one per request."""
+
+    def __init__(
+        self,
+        prog: str,
+        config: Config,
+        batcher: Batcher[torch.Tensor, torch.Tensor],
+        info: dict[str, str],
+    ) -> None:
+        self.in_flight = 0
+        self.metrics = Metrics(
+            in_flight=lambda: self.in_flight, queue_depth=lambda: batcher.depth, info=info
+        )
+        self._http = self.metrics.http
+        self._batcher = batcher
+        self._prog = prog
+        self._model = config.spec.name
+        self._shape = config.spec.sample_shape
+        self._max_samples = config.max_request_samples
+        self._last_failure: BaseException | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        """Log a failed forward pass once, whichever of its requests reports it first."""
+        if exc is not self._last_failure:
+            self._last_failure = exc
+            line = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"{self._prog}: forward pass failed: {type(exc).__name__}: {line[:200]}",
+                  file=sys.stderr, flush=True)  # fmt: skip

@@ -50,7 +50,6 @@ from systems.inference import core
 from systems.inference.batcher import Batcher, Overloaded, Stopped
 from systems.inference.core import Config
 from systems.inference.grpc_request import CallError, answer, decode, parse
-from systems.inference.metrics import Metrics
 from systems.inference.request import body_limit
 
 PROG: Final = "inference-grpc"
@@ -61,24 +60,15 @@ GRACE_S: Final = 5.0
 Context = grpc.aio.ServicerContext[bytes, bytes]
 
 
-class Front:
+class Front(core.ModelFront):
     """``ModelInfer``: requests in as bytes (decoded here, after admission), answers out as
     bytes (encoded here); every call counted in ``metrics``."""
 
     def __init__(
         self, config: Config, batcher: Batcher[torch.Tensor, torch.Tensor], info: dict[str, str]
     ) -> None:
-        self.in_flight = 0
-        self.metrics = Metrics(
-            in_flight=lambda: self.in_flight, queue_depth=lambda: batcher.depth, info=info
-        )
-        self._http = self.metrics.http
-        self._batcher = batcher
-        self._model = config.spec.name
-        self._shape = config.spec.sample_shape
-        self._max_samples = config.max_request_samples
+        super().__init__(PROG, config, batcher, info)
         self._overloaded = f"overloaded: {config.queue} requests already wait for a batch"
-        self._last_failure: BaseException | None = None
 
     async def infer(self, data: bytes, context: Context) -> bytes:
         arrive = time.perf_counter()
@@ -118,9 +108,7 @@ class Front:
             raise _shutting_down() from None
         except Exception as exc:
             self.metrics.observe_parts(*pending.parts)
-            if exc is not self._last_failure:  # one line per failed pass, not per call
-                self._last_failure = exc
-                print(core.failure_line(PROG, exc), file=sys.stderr, flush=True)
+            self.failed(exc)
             raise CallError(
                 grpc.StatusCode.INTERNAL, "internal error: the forward pass failed"
             ) from None

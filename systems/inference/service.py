@@ -44,7 +44,6 @@ from systems import serving
 from systems.inference import core
 from systems.inference.batcher import Batcher, Overloaded, Stopped
 from systems.inference.core import Config
-from systems.inference.metrics import Metrics
 from systems.inference.request import RequestError, answer_body, body_limit, parse, quote, read_body
 from systems.serving import error_body, json_response, ops_response
 
@@ -63,26 +62,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     return core.parse_args(PROG, __doc__, argv, default_port=8122)
 
 
-class Handler:
+class Handler(core.ModelFront):
     """Routes every request; counts the answers of the infer path and their durations."""
 
     def __init__(
         self, config: Config, batcher: Batcher[torch.Tensor, torch.Tensor], info: dict[str, str]
     ) -> None:
-        self.in_flight = 0
-        self.metrics = Metrics(
-            in_flight=lambda: self.in_flight, queue_depth=lambda: batcher.depth, info=info
-        )
-        self._http = self.metrics.http
-        self._batcher = batcher
-        self._model = config.spec.name
-        self._shape = config.spec.sample_shape
-        self._max_samples = config.max_request_samples
+        super().__init__(PROG, config, batcher, info)
         self._limit = body_limit(config.max_request_samples, self._shape)
         self._overloaded = error_body(
             "overloaded", f"{config.queue} requests already wait for a batch, retry later"
         )
-        self._last_failure: BaseException | None = None
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
@@ -126,9 +116,7 @@ class Handler:
             return json_response(503, _SHUTTING_DOWN, _RETRY)
         except Exception as exc:
             self.metrics.observe_parts(*pending.parts)
-            if exc is not self._last_failure:  # one line per failed pass, not per request
-                self._last_failure = exc
-                print(core.failure_line(PROG, exc), file=sys.stderr, flush=True)
+            self.failed(exc)
             return json_response(500, _FAILED)
         body = answer_body(self._model, parsed.id, logits)
         self.metrics.observe_parts(*pending.parts, time.perf_counter() - pending.done)
