@@ -8,12 +8,12 @@ bench/studies/ceiling.py)::
         --device auto --threads 0 --batch-sizes 1,2,4,8,16,32,64,128,256,512 --min-run-time 0.3
 
 The model is loaded as the servers load it (systems/inference/model.py: ``Runner`` on the device
-``pick_device`` chooses), and a batch is timed through ``Runner.run``, the servers' own forward
-pass: on CUDA that is the copy from pinned memory, the forward pass and the copy of the logits
-back. Each batch size is warmed up, then timed by ``torch.utils.benchmark.Timer.blocked_autorange``
-(it synchronises CUDA around every block, so no host timer races asynchronous work) for at least
-``--min-run-time`` seconds; every block's time per batch is kept, as samples/s, for the
-harness's interval.
+``pick_device`` chooses), and a batch is timed through ``accel.Engine``, the servers' own forward
+pass (eager, no buckets): on CUDA that is the copy from its pinned staging buffer, the forward
+pass and the copy of the logits back. Each batch size is warmed up, then timed by
+``torch.utils.benchmark.Timer.blocked_autorange`` (it synchronises CUDA around every block, so
+no host timer races asynchronous work) for at least ``--min-run-time`` seconds; every block's
+time per batch is kept, as samples/s, for the harness's interval.
 
 ``--threads`` is the forward pass's intra-op threads by the servers' own rule
 (``model.forward_threads``): 0 is one fewer than the CPUs this process may run on (at least one).
@@ -36,6 +36,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 from systems.inference import model as models
+from systems.inference.accel import Engine, describe
 
 #: Untimed forward passes of each batch size before its timing (allocator, kernels, caches).
 WARM_UP = 3
@@ -63,20 +64,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)
-
-
-def measure(runner: models.Runner, batch: int, threads: int, min_run_time: float) -> dict[str, Any]:
+def measure(engine: Engine, spec: models.Spec, batch: int, threads: int, min_run_time: float
+            ) -> dict[str, Any]:  # fmt: skip
     """One batch size: the samples/s of every block, and the median time of one batch."""
-    inputs = models.example(runner.spec, batch)
+    parts = [models.example(spec, batch)]
     for _ in range(WARM_UP):
-        runner.run(inputs)
+        engine(parts)
     timer = Timer(
-        stmt="runner.run(inputs)",
-        globals={"runner": runner, "inputs": inputs},
+        stmt="engine(parts)",
+        globals={"engine": engine, "parts": parts},
         num_threads=threads,
         label="raw ceiling",
         description=f"batch {batch}",
@@ -99,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     threads = models.forward_threads(args.threads)
     runner = models.Runner(spec, device, threads=threads)
-    points = [measure(runner, b, threads, args.min_run_time) for b in args.batch_sizes]
+    engine = Engine(runner.model, device, spec.sample_shape, max(args.batch_sizes))
+    points = [measure(engine, spec, b, threads, args.min_run_time) for b in args.batch_sizes]
     print(
         json.dumps(
             {
-                "device": device_name(device),
+                "device": describe(device),
                 "torch": torch.__version__,
                 "cuda": torch.version.cuda,
                 "threads": threads,
