@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from bench.collect.prometheus import histogram_buckets
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
 from bench.report.sections import ReportSection
-from bench.stats.confidence import median_ci
+from bench.stats.summary import estimate
 
 #: How far the parts' sum may be from the server's own mean latency and still "add up".
 PARTS_TOLERANCE = 0.05
@@ -62,10 +62,7 @@ def _valid(point: LoadPoint) -> list[Trial]:
 
 def _estimate(point: LoadPoint, figure: Callable[[Trial], float | None]) -> Estimate | None:
     values = [v for v in (figure(t) for t in _valid(point)) if v is not None]
-    if not values:
-        return None
-    e = median_ci(values)
-    return Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
+    return estimate(values) if values else None
 
 
 def _ms(e: Estimate | None) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from bench.models import Estimate, LoadPoint, Trial
 from bench.stats import slo as slo_
-from bench.stats.confidence import summarize
+from bench.stats.confidence import median_ci, summarize
 from bench.stats.headroom import describe_generator_kind, split_errors
 
 
@@ -57,6 +57,12 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
             "gap_p99": load.stream.gap_ms.p99,
         }
     return metrics
+
+
+def estimate(samples: Sequence[float]) -> Estimate:
+    """The samples' median with its bootstrap interval, as the result stores it."""
+    e = median_ci(samples)
+    return Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
 
 
 def make_point(target_rps: float | None, trials: Sequence[Trial]) -> LoadPoint:

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
 from bench.models import Axis, Estimate, Series, SeriesPoint, Study, first_error
-from bench.stats.confidence import median_ci
+from bench.stats.summary import estimate
 
 KIND = "ceiling"
 SERIES = "raw ceiling"
@@ -123,11 +123,6 @@ class Ceiling:
     @property
     def largest(self) -> CeilingPoint | None:
         return self.points[-1] if self.points else None
-
-
-def estimate(samples: Sequence[float]) -> Estimate:
-    e = median_ci(samples)
-    return Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
 
 
 def to_ceiling(output: Output, cpus: list[int], file: str | None) -> Ceiling:

@@ -22,15 +22,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
-from bench.stats.confidence import median_ci
+from bench.stats.summary import estimate as _estimate
 from bench.studies.ceiling_data import Ceiling
 
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def _estimate(values: list[float]) -> Estimate:
-    e = median_ci(values)
-    return Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
 
 
 def histogram_part(metrics: dict[str, float], name: str, part: str) -> float | None:

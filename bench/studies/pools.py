@@ -35,9 +35,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bench.models import Estimate, RunResult, Study
+from bench.models import RunResult, Study
 from bench.report.sections import ReportSection
-from bench.stats.confidence import median_ci
+from bench.stats.summary import estimate
 from bench.studies import pools_report
 from bench.studies.base import StudyContext
 from bench.studies.pinned import CommandError, Pinned
@@ -129,11 +129,6 @@ def _calibrate(
     return found
 
 
-def _estimate(values: list[float]) -> Estimate:
-    e = median_ci(values)
-    return Estimate(median=e.median, low=e.low, high=e.high, n=e.n)
-
-
 def run_pools(spec: PoolSpec, ctx: StudyContext) -> PoolResults:
     """Calibrate, plan and time every configuration; failures are kept in `errors`."""
     ctx.workdir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +184,7 @@ def run_pools(spec: PoolSpec, ctx: StudyContext) -> PoolResults:
         free_threaded=ft,
         measurements=measurements,
         ns_per_round=ns,
-        calibration={key: _estimate(values) for key, values in probes.items()},
+        calibration={key: estimate(values) for key, values in probes.items()},
         errors=errors,
         tolerance=spec.tolerance,
         service_task=service,
