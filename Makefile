@@ -51,7 +51,7 @@ help:
 
 # The virtual environment, from the lock file; redone only when the lock or pyproject changes.
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (CI images often set it) every
-# process would otherwise compile torch's sources again (import torch: 5.5 s instead of 2 s).
+# process would otherwise compile torch's sources again (importing the inference server: 5.5 s, not 2 s).
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
