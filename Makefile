@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 GO ?= go
-GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool go/bin/rpcgrpc go/bin/rpcrest
+GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool go/bin/rpcgrpc go/bin/rpcrest go/bin/edge go/bin/edgetoken
 ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := .tools/actionlint
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
@@ -35,7 +35,7 @@ PROTO_GO := go/gen
 GHZ_VERSION := v0.121.0
 GHZ := .tools/ghz-$(GHZ_VERSION)/ghz
 
-.PHONY: help setup bench bench-gpu bench-engines test pytest gotest soak lint typecheck report gate proto clean
+.PHONY: help setup redis-server bench bench-gpu bench-engines test pytest gotest soak lint typecheck report gate proto clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
@@ -62,7 +62,13 @@ $(STAMP): requirements.lock pyproject.toml
 $(GO_BINARIES) &: $(GO_SOURCES)
 	cd go && $(GO) build -o bin/ ./cmd/...
 
-setup: $(STAMP) $(GO_BINARIES)
+# Redis, for the edge pattern's shared rate limiter: Debian's redis-server, which the harness and
+# the tests start as their own processes on 127.0.0.1 (the package's service is never used).
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+setup: $(STAMP) $(GO_BINARIES) redis-server
 
 bench: setup
 	$(BIN)/patternbench run --all --profile quick
@@ -94,7 +100,7 @@ test: lint typecheck pytest gotest
 pytest: setup
 	$(BIN)/python -m pytest -q
 
-gotest:
+gotest: redis-server
 	cd go && $(GO) test -race -count=1 ./...
 
 # The campaign the project runs on itself: RUNS short runs, one fault each (SIGINT, SIGTERM or

@@ -10,7 +10,8 @@ profiles) but no kind of engine, probe or study: their tables (`[scenario.<engin
 composition root hands in (`Kinds`), after rendering them with each profile's parameters.
 
 Strings are templates with `{placeholders}`: every parameter of the pattern, plus `python` (the
-harness's interpreter), `root` (the repository), `port` (the implementation's own), `metrics_port`
+harness's interpreter), `root` (the repository), `run_dir` (the run's folder, where a process may
+leave files the run keeps, such as traces), `port` (the implementation's own), `metrics_port`
 (its `metrics = {port = N}`, when it serves metrics on a port of their own), and for each
 support process `S`: `S_urls` (comma-separated `http://127.0.0.1:PORT`), `S_addrs`
 (`127.0.0.1:PORT`, comma-separated) and `S_port` (its first port). A string that is exactly one
@@ -45,7 +46,7 @@ from bench.params import (
 )
 from bench.templates import render_table
 
-BUILTIN_NAMES = ("python", "root", "port", "metrics_port")
+BUILTIN_NAMES = ("python", "root", "run_dir", "port", "metrics_port")
 
 
 class CatalogError(Exception):
@@ -103,7 +104,9 @@ class Support(_Model):
     """A process implementations need (simulated backends, a database, a core service).
 
     `scope = "trial"` starts it afresh with each trial (as the implementation is); `"run"` starts
-    it once per run, runs `setup` once it is ready and `reset` before every trial.
+    it once per run, runs `setup` once it is ready and `reset` before every trial. `cpus =
+    "system"` puts it on the system's CPUs instead of the load generator's: a process that is
+    part of the system measured (the core behind an edge), not a stand-in for the world outside.
     """
 
     description: str = ""
@@ -113,6 +116,7 @@ class Support(_Model):
     probe: KindTable = HTTP_READY
     ready_timeout_s: float = 20.0
     scope: Literal["run", "trial"] = "trial"
+    cpus: Literal["support", "system"] = "support"
     setup: list[list[str]] = []
     reset: list[list[str]] = []
     gpu: bool = False
@@ -135,6 +139,11 @@ class Implementation(_Model):
     )
     ready_timeout_s: float = 20.0
     needs: list[str] = Field(default=[], description="the support processes it is started with")
+    admits_rps: str | float | None = Field(
+        default=None,
+        description="the rate it is configured to admit at most (a rate limit; may be "
+        "`{param}`): the report checks what it admitted at offered loads above it",
+    )
     gpu: bool = Field(default=False, description="one GPU when the machine has one, else none")
     scenario: dict[str, dict[str, Any]] | str = Field(
         default={},
@@ -175,6 +184,11 @@ class ScenarioTables(BaseModel):
     )
     server_histograms: list[str] = Field(
         default=[], description="other histograms (a batch size …) the report shows per rate"
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="an implementation the report prices every other against: the latency each "
+        "adds over it, trial by trial, and its CPU per call",
     )
 
     def engines(self) -> dict[str, dict[str, Any]]:
@@ -274,6 +288,22 @@ class Pattern(_Model):
             )
         return names or list(self.implementations)
 
+    def admits_rps(self, implementation: str, values: Mapping[str, object]) -> float | None:
+        """The rate an implementation is configured to admit at most, rendered; None: no limit."""
+        limit = self.implementations[implementation].admits_rps
+        if limit is None:
+            return None
+        rendered = render_table(limit, values)
+        try:
+            rate = float(rendered)
+        except (TypeError, ValueError):
+            raise CatalogError(
+                f"implementations.{implementation}.admits_rps: {rendered!r} is not a rate"
+            ) from None
+        if rate <= 0:
+            raise CatalogError(f"implementations.{implementation}.admits_rps: must be > 0")
+        return rate
+
     def own_tables(self, implementation: str) -> dict[str, dict[str, Any]]:
         """An implementation's own engine tables: its `scenario`, or the set it names."""
         own = self.implementations[implementation].scenario
@@ -318,10 +348,12 @@ def template_values(
     port: int | None = None,
     port_offset: int = 0,
     python: str = "python",
+    run_dir: Path | None = None,
 ) -> dict[str, object]:
     """What `{placeholders}` stand for: the parameters, the built-in names, and each support's
     addresses, its ports shifted by `port_offset` (a run's; 0 when checking tables)."""
     values: dict[str, object] = {**params, "python": python, "root": pattern.root}
+    values["run_dir"] = run_dir if run_dir is not None else ""
     values["port"] = port if port is not None else ""
     values["metrics_port"] = ""  # the implementation's own metrics port, when it has one
     for name, support in pattern.support.items():

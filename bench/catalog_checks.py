@@ -24,7 +24,7 @@ def check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
     found += strings(raw.get("scenarios", {}), "scenarios")
     for group in ("support", "implementations"):
         for name, table in raw.get(group, {}).items():
-            for key in ("command", "setup", "reset", "scenario"):
+            for key in ("command", "setup", "reset", "scenario", "admits_rps", "probe"):
                 found += strings(table.get(key, []), f"{group}.{name}.{key}")
     for where, template in found:
         try:
@@ -62,6 +62,9 @@ def check_kinds(pattern: Pattern, file: Path) -> None:
         for need in impl.needs:
             if need not in pattern.support:
                 raise CatalogError(f"{file}: implementations.{name}.needs: no support {need!r}")
+    baseline = pattern.scenario.baseline
+    if baseline is not None and baseline not in pattern.implementations:
+        raise CatalogError(f"{file}: scenario.baseline: no implementation {baseline!r}")
     if pattern.selfcheck and pattern.selfcheck.implementation not in pattern.implementations:
         raise CatalogError(f"{file}: selfcheck.implementation: no implementation "
                            f"{pattern.selfcheck.implementation!r}")  # fmt: skip
@@ -89,6 +92,10 @@ def check_profiles(pattern: Pattern, file: Path) -> None:
             except ValidationError as e:
                 raise CatalogError(f"{file}: scenario.{engine}.{first_error(e)}") from None
         for impl_name, impl in pattern.implementations.items():
+            try:
+                pattern.admits_rps(impl_name, values)
+            except CatalogError as e:
+                raise CatalogError(f"{file}: {where}: {e}") from None
             for engine in pattern.own_tables(impl_name):
                 try:
                     pattern.engine_table(engine, values, impl_name)

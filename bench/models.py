@@ -102,6 +102,11 @@ class Scenario(_Model):
         description="other histograms of the system's (a batch size …) whose distribution the "
         "report shows per rate",
     )
+    baseline: str | None = Field(
+        default=None,
+        description="the implementation the report prices every other against (system.toml's "
+        "`[scenario] baseline`)",
+    )
 
 
 class Percentiles(_Model):
@@ -252,6 +257,11 @@ class ImplementationResult(_Model):
         default={},
         description="what tells it from the others (system.toml's `labels`: transport = grpc, "
         "runtime = go …): the report contrasts implementations that differ in one label",
+    )
+    admits_rps: float | None = Field(
+        default=None,
+        description="the rate it was configured to admit at most (a rate limit): the report "
+        "checks what it admitted at offered loads above it",
     )
 
 

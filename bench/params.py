@@ -185,12 +185,14 @@ def trials_seconds(params: Mapping[str, ParamValue], points: int) -> float:
     return points * int(params["trials"]) * per_trial
 
 
-def plan_budget(params: Mapping[str, ParamValue], implementations: int, rates: int) -> Budget:
+def plan_budget(
+    params: Mapping[str, ParamValue], implementations: int, rates: int, extra_points: int = 0
+) -> Budget:
     """Fit the trials into `budget_s` (0: no budget): fewer trials first, down to MIN_TRIALS, then a
     shorter window, down to MIN_DURATION_S. The budget covers the measured trials, not building,
     the vectors or the studies; what it cut is said, and what it could not fit is said too."""
     budget = float(params.get("budget_s", 0.0))
-    points = implementations * rates
+    points = implementations * rates + extra_points
     planned = trials_seconds(params, points)
     if budget <= 0 or planned <= budget:
         return Budget(planned_s=planned)

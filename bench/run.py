@@ -24,7 +24,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from bench.catalog import CatalogError, Kinds, Pattern
+from bench.catalog import CatalogError, Kinds, Pattern, template_values
 from bench.collect.environment import capture
 from bench.engines.spec import LoadEngine, LoadError
 from bench.launch.deployment import Deployment, ImplFailed, build
@@ -48,6 +48,9 @@ from bench.stats import slo as slo_
 from bench.stats.summary import slo_point
 from bench.store import save_run
 from bench.studies.base import StudyContext, StudyKind
+
+#: Where a rate-limited implementation's admission is checked: at twice its limit.
+ADMISSION_FACTOR = 2.0
 
 
 class Progress(Protocol):
@@ -143,7 +146,17 @@ class PatternRun:
             if self.open_loop
             else [None]
         )
-        self.budget: Budget = plan_budget(params, len(names), len(self.rates))
+        #: Implementations with a rate limit (`admits_rps`) are also measured at ADMISSION_FACTOR
+        #: times it, where the report checks what they admitted (unless a swept rate is that).
+        self.admission: dict[str, float] = {}
+        if self.open_loop and not self.find_max:
+            for name in names:
+                limit = pattern.admits_rps(name, template_values(pattern, params))
+                if limit is not None and ADMISSION_FACTOR * limit not in self.rates:
+                    self.admission[name] = ADMISSION_FACTOR * limit
+        self.budget: Budget = plan_budget(
+            params, len(names), len(self.rates), extra_points=len(self.admission)
+        )
         self.params = {**params, **self.budget.changes}
         self.trials = int(self.params["trials"])
         self.engine_name = str(self.params["engine"])
@@ -238,6 +251,21 @@ class PatternRun:
             done.append(self.parts.studies[kind].run(name, spec, context))
         return done
 
+    def _admission_points(
+        self, measurement: Measurement, passed: list[str], points: dict[str, list[LoadPoint]]
+    ) -> None:
+        """The rate-limited implementations at ADMISSION_FACTOR × their limit, interleaved where
+        several share that rate, each point in its place among the swept ones."""
+        by_rate: dict[float, list[str]] = {}
+        for name, rate in self.admission.items():
+            if name in passed and name not in self.failures:
+                by_rate.setdefault(rate, []).append(name)
+        for rate, names in sorted(by_rate.items()):
+            found = sweep(measurement, names, [rate], self.trials, self.failures)
+            for name, extra in found.items():
+                points[name] = sorted(points.get(name, []) + extra,
+                                      key=lambda p: p.target_rps or 0.0)  # fmt: skip
+
     def _say(self, name: str) -> Callable[[str], None]:
         return lambda text: self.progress.phase(name, text)
 
@@ -267,6 +295,7 @@ class PatternRun:
                         )
                 else:
                     points = sweep(measurement, passed, self.rates, self.trials, self.failures)
+                    self._admission_points(measurement, passed, points)
             finally:
                 self.deploy.stop_run_scoped()
         studies = self._studies()
@@ -307,6 +336,7 @@ class PatternRun:
             server_latency_metric=self.pattern.scenario.server_latency_metric,
             server_latency_parts=self.pattern.scenario.server_latency_parts,
             server_histograms=self.pattern.scenario.server_histograms,
+            baseline=self.pattern.scenario.baseline,
         )
 
     def _engine_spec(self) -> dict[str, object]:
@@ -338,6 +368,7 @@ class PatternRun:
             points=points.get(name, []),
             device=self.deploy.device(name),
             labels=impl.labels,
+            admits_rps=self.pattern.admits_rps(name, self.deploy.values(self.params, None)),
         )
         if name in self.failures:
             e = self.failures[name]

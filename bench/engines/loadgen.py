@@ -8,7 +8,8 @@ starts, so the caller's window is opened then.
 What it sends is the pattern's `[scenario.loadgen]` table (`LoadgenTable`): an HTTP request
 (`path`, `method`, `body`, `headers`; `{rand:N}` in the path is a fresh integer in [0, N) per
 request; `body_command`: a command of the pattern's whose output is the body, for bodies too
-large to write in a table, run once per table) or a unary gRPC call (`grpc_method` with its
+large to write in a table, run once per table; `header_commands`: headers whose value a command
+prints, such as a signed token) or a unary gRPC call (`grpc_method` with its
 `grpc_request` in protobuf's JSON mapping, encoded once with the descriptors of
 `proto_modules`; `grpc_request_command`: a command of the pattern's whose output is that JSON,
 for requests too large to write in a table, such as a tensor's bytes, run once per table).
@@ -17,9 +18,7 @@ for requests too large to write in a table, such as a tensor's bytes, run once p
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
+from bench.launch.outputs import OutputError, header_lines
+from bench.launch.outputs import command_output as _command_output
 from bench.launch.protobuf import ProtoError, method, request_message, varied_fields
 from bench.launch.supervisor import Supervisor
 from bench.models import LoadStats, StreamStats
@@ -37,8 +38,6 @@ from bench.stats.percentiles import decode, percentiles
 #: Time after the window for in-flight requests to finish and the JSON to be written.
 SLACK_S = 12.0
 BUILD = ["go", "build", "-o", "bin/loadgen", "./cmd/loadgen"]
-#: How long a table's `body_command` or `grpc_request_command` may take.
-BODY_TIMEOUT_S = 60.0
 
 
 class LoadgenTable(BaseModel):
@@ -60,6 +59,11 @@ class LoadgenTable(BaseModel):
         description="a command (run from the pattern's root) whose standard output is the body",
     )
     headers: list[str] = Field(default=[], description="'Key: Value' each")
+    header_commands: dict[str, list[str]] = Field(
+        default={},
+        description="headers whose value a command of the pattern's prints (run from its root, "
+        'once), e.g. a signed token: `{ Authorization = ["go/bin/edgetoken", "mint", …] }`',
+    )
     grpc_method: str | None = Field(default=None, description="/package.Service/Method")
     grpc_request: dict[str, Any] = Field(
         default={},
@@ -82,6 +86,8 @@ class LoadgenTable(BaseModel):
             raise ValueError("give either path (HTTP) or grpc_method (gRPC)")
         if sum((bool(self.body), self.json_body is not None, self.body_command is not None)) > 1:
             raise ValueError("give one of body, json_body and body_command")
+        if self.header_commands and self.grpc_method is not None:
+            raise ValueError("header_commands are HTTP headers: give them with path")
         if self.grpc_stream and self.grpc_method is None:
             raise ValueError("grpc_stream needs grpc_method")
         if self.grpc_request_command is not None:
@@ -119,6 +125,13 @@ class LoadgenTable(BaseModel):
             raise LoadError(f"loadgen: {e}") from None
         return base64.b64encode(raw).decode("ascii"), varied
 
+    def extra_headers(self, root: Path = Path(".")) -> list[str]:
+        """The `header_commands` headers, each command run once."""
+        try:
+            return header_lines(self.header_commands, root, "header_commands")
+        except OutputError as e:
+            raise LoadError(str(e)) from None
+
     def http_body(self, root: Path = Path(".")) -> tuple[str, list[str]]:
         """The body and the headers it brings; `body_command` runs from `root`, once."""
         if self.body_command is not None:
@@ -127,26 +140,6 @@ class LoadgenTable(BaseModel):
             return self.body, []
         text = json.dumps(self.json_body, separators=(",", ":"), ensure_ascii=False)
         return text, ["Content-Type: application/json"]
-
-
-@functools.cache
-def command_output(command: tuple[str, ...], root: Path, what: str = "body_command") -> str:
-    """What `command` prints, run from `root` with it on PYTHONPATH (a pattern's module may be
-    the command); LoadError naming the table's field (`what`) with its last line when it
-    fails."""
-    try:
-        done = subprocess.run(
-            command, cwd=root, capture_output=True, text=True, timeout=BODY_TIMEOUT_S,
-            env={**os.environ, "PYTHONPATH": str(root)}, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"{what}: no output in {BODY_TIMEOUT_S:g} s") from None
-    except OSError as e:
-        raise LoadError(f"{what}: cannot start {command[0]}: {e.strerror}") from None
-    if done.returncode != 0 or not done.stdout:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LoadError(f"{what}: exit {done.returncode}: {tail}")
-    return done.stdout
 
 
 def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> list[str]:
@@ -164,6 +157,7 @@ def command(binary: Path, table: LoadgenTable, spec: LoadSpec, output: Path) -> 
         what += ["--grpc-stream"] if table.grpc_stream else []
     else:
         body, headers = table.http_body(spec.root)
+        headers += table.extra_headers(spec.root)
         what = ["--url", spec.base_url + str(table.path), "--method", table.method]
         what += ["--body", body] if body else []
         what += [x for h in [*headers, *table.headers] for x in ("--header", h)]
@@ -272,3 +266,11 @@ def stream_stats(data: dict[str, Any]) -> StreamStats:
         first_message_histogram=first,
         gap_histogram=gap,
     )
+
+
+def command_output(command: tuple[str, ...], root: Path, what: str = "body_command") -> str:
+    """`bench.launch.outputs.command_output`, its failure a LoadError."""
+    try:
+        return _command_output(command, root, what)
+    except OutputError as e:
+        raise LoadError(str(e)) from None

@@ -6,7 +6,8 @@
   implementation needs it, runs its `setup` commands once it is ready, its `reset` commands
   before every trial of an implementation that needs it, and stops when the run ends.
 - Commands are rendered from system.toml with the phase's parameters; ports are shifted by the
-  port offset; the system gets the system CPU set, supports and tools the generator's; a process
+  port offset; the system gets the system CPU set, supports (unless `cpus = "system"`: part of
+  the system measured) and tools the generator's; a process
   that asked for a GPU gets one when the machine has one (`bench.launch.devices`).
 - Readiness goes through the process's probe (`bench.launch.probes`).
 
@@ -42,7 +43,7 @@ from bench.launch.supervisor import (
 )
 from bench.launch.verify import Vectors
 from bench.models import CpuSets, ParamValue
-from bench.templates import render
+from bench.templates import render, render_table
 
 HOST = "127.0.0.1"
 COMMAND_TIMEOUT_S = 120.0
@@ -121,7 +122,12 @@ class Deployment:
     def values(self, params: Mapping[str, ParamValue], port: int | None) -> dict[str, object]:
         """What `{placeholders}` in the pattern's commands stand for, with this run's ports."""
         return template_values(
-            self.pattern, params, port=port, port_offset=self.port_offset, python=sys.executable
+            self.pattern,
+            params,
+            port=port,
+            port_offset=self.port_offset,
+            python=sys.executable,
+            run_dir=self.run_dir,
         )
 
     def device(self, name: str) -> str | None:
@@ -174,7 +180,8 @@ class Deployment:
         ports = self.ports(support.ports)
         command = render(support.command, self.values(params, ports[0]))
         try:
-            return self._launch(name, support, command, ports, self.cpus.support, phase)
+            cpus = self.cpus.system if support.cpus == "system" else self.cpus.support
+            return self._launch(name, support, command, ports, cpus, phase)
         except LaunchError as e:
             raise ImplFailed(f"support process {e}", e.stderr_tail) from None
 
@@ -244,7 +251,8 @@ class Deployment:
     def verify(self, name: str, vectors: Vectors) -> list[str]:
         impl = self.pattern.implementations[name]
         probe = self.probes[impl.probe.kind]
-        spec = probe.spec_model.model_validate(impl.probe.rest())
+        table = render_table(impl.probe.rest(), self.values(self.run_params or {}, None))
+        spec = probe.spec_model.model_validate(table)
         return probe.verify(spec, HOST, self.port(name), vectors)
 
     def casualties(self, name: str, started: Started) -> list[str]:

@@ -22,11 +22,13 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bench.launch.http_raw import RawHttpError, RawResponse, exchange, expand
+from bench.launch.outputs import OutputError, header_lines
 from bench.launch.verify import Vectors, case_parts, differences
 
 
@@ -50,6 +52,11 @@ class _Model(BaseModel):
 
 class HttpSpec(_Model):
     path: str = Field(default="/healthz", pattern=r"^/", description="answers 2xx when ready")
+    header_commands: dict[str, list[str]] = Field(
+        default={},
+        description="headers sent with every vector (not with the readiness check) whose value a "
+        "command prints, run once, e.g. a signed token; write paths with `{root}`",
+    )
 
 
 def _expandable(text: str) -> str:
@@ -97,8 +104,16 @@ class HttpProbe:
     def verify(
         self, spec: BaseModel, host: str, port: int, vectors: Vectors, timeout_s: float = 10.0
     ) -> list[str]:
+        assert isinstance(spec, HttpSpec)
         cases = case_parts(vectors, HttpRequest, HttpExpect, "http")
         problems: list[str] = []
+        try:
+            extra = dict(
+                line.split(": ", 1)
+                for line in header_lines(spec.header_commands, Path.cwd(), "probe.header_commands")
+            )
+        except OutputError as e:
+            return [str(e)]
         conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
         try:
             for name, request, expect in cases:
@@ -116,7 +131,7 @@ class HttpProbe:
                 assert request.path is not None  # HttpRequest: path or raw
                 body = None if request.body is None else json.dumps(request.body)
                 try:
-                    conn.request(request.method, request.path, body=body)
+                    conn.request(request.method, request.path, body=body, headers=extra)
                     response = conn.getresponse()
                     content = response.read()
                 except (OSError, http.client.HTTPException) as e:

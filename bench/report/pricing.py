@@ -1,0 +1,203 @@
+"""What each implementation adds over a baseline, and what a rate limit admits: two report sections.
+
+From the stored run alone, for a pattern whose system.toml asks for them:
+
+- **Added over the baseline** (`[scenario] baseline = "<implementation>"`): at every rate where an
+  implementation and the baseline were both measured validly, the p50 and p99 it adds over the
+  baseline, as the median of the trial-by-trial differences (trial i of each ran back to back,
+  A B A B, so the pairs share the machine's moment) with its 95% bootstrap interval, beside its
+  own process's CPU time per call. A feature's price is read between two rows that differ in it.
+- **Admission against the configured limit** (an implementation's `admits_rps`): at every
+  offered rate above its limit, what it admitted (successful answers per second) against the
+  limit, and how it refused the rest. It passes when the admitted rate is within
+  `ADMISSION_TOLERANCE` of the limit and every refusal was an answer (a 429), not a request the
+  generator gave up on (a time-out, a failed connection).
+"""
+
+from __future__ import annotations
+
+from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
+from bench.report.sections import ReportSection
+from bench.stats.headroom import split_errors
+from bench.stats.summary import estimate
+
+#: How far from its limit a rate limiter's admitted rate may be, as a share of the limit.
+ADMISSION_TOLERANCE = 0.05
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _signed(e: Estimate) -> str:
+    """An added figure with its interval: `+0.21 (+0.18 to +0.25)`."""
+
+    def sign(v: float) -> str:
+        return ("+" if v >= 0 else "−") + _fmt(abs(v))
+
+    if e.n < 2 or e.low == e.high:
+        return sign(e.median)
+    return f"{sign(e.median)} ({sign(e.low)} to {sign(e.high)})"
+
+
+def _plain(summary: dict[str, Estimate], key: str) -> str:
+    e = summary.get(key)
+    if e is None:
+        return "—"
+    if e.n < 2 or e.low == e.high:
+        return _fmt(e.median)
+    return f"{_fmt(e.median)} ({_fmt(e.low)} to {_fmt(e.high)})"
+
+
+def _rate(point: LoadPoint) -> str:
+    return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
+
+
+def paired_difference(point: LoadPoint, base: LoadPoint, key: str) -> Estimate | None:
+    """The median of `key`'s trial-by-trial differences (point − base), over the trial indexes
+    valid in both, with its bootstrap interval; None without such a pair."""
+    theirs = {t.index: t for t in base.trials if t.valid}
+    diffs = [
+        _latency(t, key) - _latency(theirs[t.index], key)
+        for t in point.trials
+        if t.valid and t.index in theirs
+    ]
+    return estimate(diffs) if diffs else None
+
+
+def _latency(trial: Trial, key: str) -> float:
+    value = getattr(trial.load.latency_ms, key)
+    assert isinstance(value, float)
+    return value
+
+
+def _points_by_rate(impl: ImplementationResult) -> dict[float | None, LoadPoint]:
+    return {p.target_rps: p for p in impl.points if p.valid and p.summary}
+
+
+def added_table(run: RunResult) -> list[str]:
+    name = run.scenario.baseline
+    if name is None:
+        return []
+    try:
+        base = run.implementation(name)
+    except KeyError:
+        return []
+    base_points = _points_by_rate(base)
+    lines = [
+        f"## Added over {name}",
+        "",
+        "| implementation | target calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | "
+        "CPU µs per call |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = 0
+    for impl in run.implementations:
+        for point in impl.points:
+            other = base_points.get(point.target_rps)
+            if not (point.valid and point.summary) or other is None:
+                continue
+            s = point.summary
+            if impl.name == name:
+                added = ["(baseline)", "(baseline)"]
+            else:
+                found = [paired_difference(point, other, k) for k in ("p50", "p99")]
+                added = [_signed(e) if e is not None else "—" for e in found]
+            cells = [impl.name, _rate(point), _plain(s, "p50"), _plain(s, "p99"), *added,
+                     _plain(s, "cpu_us_per_call")]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+            rows += 1
+    if rows == 0:
+        return [*lines[:2], f"No rate where {name} and another implementation were both "
+                "measured validly.", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Added latency is the median of the trial-by-trial differences from {name} at the same "
+        "rate (trials interleaved, so each pair ran back to back), with its 95% bootstrap "
+        "interval; latency from the intended send time. CPU µs per call is each implementation's "
+        "own process tree (an edge's CPU, not the core's behind it), per call answered. What one "
+        "feature costs is the difference between two rows that differ in it alone (the Reading "
+        "above names those pairs).",
+        "",
+    ]
+    return lines
+
+
+def admission_rows(impl: ImplementationResult) -> list[tuple[LoadPoint, Estimate, str, bool]]:
+    """Each point above the implementation's limit: (point, admitted, the row's text, passed)."""
+    limit = impl.admits_rps
+    if limit is None:
+        return []
+    rows = []
+    for point in impl.points:
+        if point.target_rps is None or point.target_rps <= limit or not point.trials:
+            continue
+        trials = [t for t in point.trials if t.valid] or point.trials
+        admitted = estimate([t.load.throughput_rps for t in trials])
+        kinds: dict[str, int] = {}
+        for t in trials:
+            for kind, n in t.load.error_kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + n
+        unanswered = sum(split_errors(t.load.error_kinds).generator_total for t in trials)
+        off = admitted.median / limit - 1
+        passed = abs(off) <= ADMISSION_TOLERANCE and unanswered == 0
+        refused = ", ".join(f"{k} × {n:,}" for k, n in sorted(kinds.items())) or "none"
+        text = (
+            f"| {impl.name} | {limit:,.0f} | {_rate(point)} | {_plain({'a': admitted}, 'a')} | "
+            f"{off:+.1%} | {refused} | {unanswered:,} | {'yes' if passed else '**no**'} |"
+        )
+        rows.append((point, admitted, text, passed))
+    return rows
+
+
+def admission_table(run: RunResult) -> tuple[list[str], list[str]]:
+    """The section's lines, and a reading bullet per implementation checked."""
+    found = [(impl, admission_rows(impl)) for impl in run.implementations]
+    found = [(impl, rows) for impl, rows in found if rows]
+    if not found:
+        limited = [i.name for i in run.implementations if i.admits_rps is not None]
+        if not limited:
+            return [], []
+        note = (f"{', '.join(limited)}: no load above the configured limit was measured, so "
+                "what the limit admits was not checked.")  # fmt: skip
+        return ["## Admission against the configured limit", "", note, ""], []
+    lines = [
+        "## Admission against the configured limit",
+        "",
+        "| implementation | limit calls/s | offered calls/s | admitted calls/s | off the limit | "
+        "refusals by kind | never answered | within "
+        f"{ADMISSION_TOLERANCE:.0%}, all answered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    bullets = []
+    for impl, rows in found:
+        lines += [text for _, _, text, _ in rows]
+        within = f"{ADMISSION_TOLERANCE:.0%}"
+        verdict = (
+            f"within {within}, every refusal an answer."
+            if all(ok for *_, ok in rows)
+            else f"**outside {within} or with requests never answered** (see Admission)."
+        )
+        offered = "; ".join(
+            f"{_plain({'a': admitted}, 'a')} calls/s of {_rate(p)} offered"
+            for p, admitted, _, _ in rows
+        )
+        bullets.append(
+            f"- **{impl.name}** admitted {offered} against its limit of "
+            f"{impl.admits_rps:,.0f}: {verdict}"
+        )
+    lines += [
+        "",
+        "Admitted is the successful answers per second in the window (median over the trials "
+        "with its interval); refusals by kind are every error of those trials, summed; never "
+        "answered counts the requests the generator gave up on (time-outs, failed connections), "
+        "which a limiter must not cause: it refuses at once.",
+        "",
+    ]
+    return lines, bullets
+
+
+def section(run: RunResult) -> ReportSection:
+    """Both tables, as a section of the report."""
+    admission, bullets = admission_table(run)
+    return ReportSection(reading=bullets, lines=[*added_table(run), *admission])
