@@ -106,7 +106,7 @@ class Support(_Model):
     `scope = "trial"` starts it afresh with each trial (as the implementation is); `"run"` starts
     it once per run, runs `setup` once it is ready and `reset` before every trial. `cpus =
     "system"` puts it on the system's CPUs instead of the load generator's: a process that is
-    part of the system measured (the core behind an edge), not a stand-in for the world outside.
+    part of the system measured (the server behind a proxy), not a stand-in for the world outside.
     """
 
     description: str = ""

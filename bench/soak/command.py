@@ -112,12 +112,17 @@ def _plan(args: argparse.Namespace, parts: Parts) -> tuple[Path, Pattern, list[s
     ValueError on bad flags."""
     root = commands._root()
     catalog = load_catalog(root, parts.kinds())
-    name = args.pattern or next((n for n, p in catalog.items() if p.support), None)
+    # By default the first pattern whose support starts afresh with each trial: the campaign's
+    # SIGKILL of a support then hits a process the next trial replaces, as it does the system.
+    name = args.pattern or next(
+        (n for n, p in catalog.items() if any(s.scope == "trial" for s in p.support.values())),
+        None,
+    )
     if name is None or name not in catalog:
         raise CatalogError(
             f"no pattern {name!r} (known: {', '.join(catalog)})"
             if name
-            else "no pattern with a support process: give --pattern"
+            else "no pattern with a trial-scoped support process: give --pattern"
         )
     pattern = catalog[name]
     overrides = _overrides(args.param)

@@ -95,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction[P]) -> None:
     p.add_argument("--budget", type=_minutes, metavar="MINUTES",
                    help="start no run after this many minutes (e.g. 10, 90s, 2m)")  # fmt: skip
     p.add_argument("--pattern", help="the pattern to run (default: the first with a support "
-                   "process, so that every fault has a target)")  # fmt: skip
+                   "process started with each trial: every fault has a target)")  # fmt: skip
     p.add_argument("--port-offset", type=_number(0, whole=True), default=PORT_OFFSET,
                    metavar="BASE", help=f"the first run's ports shifted by BASE, later runs' "
                    f"above (default {PORT_OFFSET})")  # fmt: skip

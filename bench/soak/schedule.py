@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench.soak.models import Fault
 from bench.soak.options import FAULT_KINDS, FaultKind
 
-#: Kept off either edge of a window: a kill this close to its end may land after the load stops.
+#: Kept off either end of a window: a kill this close to its end may land after the load stops.
 EDGE_S = 0.3
 STARTUP_SHARE = 0.25
 STARTUP_MAX_S = 2.0

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import CatalogError, load_catalog, load_pattern
+from bench.catalog import CatalogError, load_catalog, load_pattern, template_values
 from bench.cli import PARTS
 from bench.params import ParamError, parse_param
 from bench.templates import render, render_table
@@ -344,3 +344,46 @@ def test_a_profile_may_name_the_implementations_it_measures(tmp_path: Path) -> N
         "profiles.quick.implementations: no implementation 'four' (known: one, two, three)"
         in message
     )
+
+
+def test_a_rate_limit_renders_from_a_parameter_and_is_checked(tmp_path: Path) -> None:
+    text = MINIMAL.replace('needs = ["sim"]', 'needs = ["sim"]\nadmits_rps = "{ratio}"')
+    pattern = load_pattern(write(tmp_path / "b", text), tmp_path / "b", KINDS)
+    values = {"ratio": 0.5}
+    assert pattern.admits_rps("one", values) == 0.5
+    bad = MINIMAL.replace('needs = ["sim"]', 'needs = ["sim"]\nadmits_rps = "{name}"')
+    assert "implementations.one.admits_rps: 'x' is not a rate" in error_of(tmp_path / "d", bad)
+    unknown = MINIMAL.replace('needs = ["sim"]', 'needs = ["sim"]\nadmits_rps = "{nope}"')
+    assert "implementations.one.admits_rps: unknown placeholder {nope}" in error_of(
+        tmp_path / "e", unknown
+    )
+
+
+def test_the_baseline_must_be_an_implementation(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "[scenario.loadgen]", '[scenario]\nbaseline = "two"\n\n[scenario.loadgen]'
+    )
+    assert error_of(tmp_path / "f", text).endswith("scenario.baseline: no implementation 'two'")
+    good = text.replace('baseline = "two"', 'baseline = "one"')
+    assert (
+        load_pattern(write(tmp_path / "c", good), tmp_path / "c", KINDS).scenario.baseline == "one"
+    )
+
+
+def test_a_support_may_run_on_the_system_s_cpus(tmp_path: Path) -> None:
+    pattern = load_pattern(write(tmp_path, MINIMAL), tmp_path, KINDS)
+    assert pattern.support["sim"].cpus == "support"
+    text = MINIMAL.replace("ports = [9001, 9002]", 'ports = [9001, 9002]\ncpus = "system"')
+    assert (
+        load_pattern(write(tmp_path / "b", text), tmp_path / "b", KINDS).support["sim"].cpus
+        == "system"
+    )
+    bad = text.replace('cpus = "system"', 'cpus = "all"')
+    assert "support.sim.cpus" in error_of(tmp_path / "d", bad)
+
+
+def test_run_dir_is_a_placeholder(tmp_path: Path) -> None:
+    text = MINIMAL.replace('command = ["bin/one"]', 'command = ["bin/one", "--out", "{run_dir}/x"]')
+    pattern = load_pattern(write(tmp_path / "b", text), tmp_path / "b", KINDS)
+    values = template_values(pattern, pattern.resolve_params("default", {}), run_dir=tmp_path)
+    assert render(pattern.implementations["one"].command, values)[-1] == f"{tmp_path}/x"

@@ -165,3 +165,27 @@ def test_the_inference_grpc_request_is_a_tensor_of_raw_float32(tmp_path: Path) -
     assert (tensor.name, tensor.datatype, list(tensor.shape)) == ("input", "FP32", [2, 512])
     assert [len(raw) for raw in request.raw_input_contents] == [2 * 512 * 4]
     assert not tensor.HasField("contents")
+
+
+def test_a_header_command_s_output_is_the_header_s_value(tmp_path: Path) -> None:
+    (tmp_path / "counter").write_text("")
+    script = "import pathlib; p = pathlib.Path('counter'); p.write_text(p.read_text() + 'x');"
+    script += " print('Bearer abc.def.ghi')"
+    table = LoadgenTable(path="/v1/recommend", method="POST",
+                         header_commands={"Authorization": [sys.executable, "-c", script]},
+                         headers=["X-Client-ID: c1"])  # fmt: skip
+    load = replace(spec(tmp_path), root=tmp_path)
+    for _ in range(2):
+        args = command(Path("loadgen"), table, load, tmp_path / "out.json")
+        assert flag(args, "--header") == ["Authorization: Bearer abc.def.ghi", "X-Client-ID: c1"]
+    assert (tmp_path / "counter").read_text() == "x"
+
+
+def test_a_header_command_must_print_one_line_and_only_for_http(tmp_path: Path) -> None:
+    table = LoadgenTable(path="/x", header_commands={"X-Token": [sys.executable, "-c",
+                         "print('a'); print('b')"]})  # fmt: skip
+    with pytest.raises(LoadError, match=r"header_commands.X-Token: the output is more than one"):
+        command(Path("loadgen"), table, spec(tmp_path), tmp_path / "out.json")
+    with pytest.raises(ValidationError, match="header_commands are HTTP headers"):
+        LoadgenTable(grpc_method=RECOMMEND, proto_modules=MODULES,
+                     header_commands={"X": ["true"]})  # fmt: skip

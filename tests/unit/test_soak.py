@@ -329,7 +329,7 @@ def test_the_flags_load_without_the_campaign() -> None:
     assert "bench.catalog" not in loaded
 
 
-def test_the_default_pattern_is_the_first_with_a_support_process() -> None:
+def test_the_default_pattern_is_the_first_with_a_trial_scoped_support_process() -> None:
     fanout = load_catalog(REPO, PARTS.kinds())["fanout"]
     args = _parse("--runs", "1")
     assert _plan(args, PARTS)[1] == fanout
