@@ -114,9 +114,9 @@ def added_table(run: RunResult) -> list[str]:
         "",
         f"Added latency is the median of the trial-by-trial differences from {name} at the same "
         "rate (trials interleaved, so each pair ran back to back), with its 95% bootstrap "
-        "interval; latency from the intended send time. CPU µs per call is each implementation's "
-        "own process tree (a proxy's CPU, not that of the server behind it), per call answered. What one "
-        "feature costs is the difference between two rows that differ in it alone (the Reading "
+        "interval; latency from the intended send time. CPU µs per call is each "
+        "implementation's own process tree (a proxy's CPU, not that of the server behind it), "
+        "per call answered. What one feature costs is the difference between two rows that differ in it alone (the Reading "
         "above names those pairs).",
         "",
     ]

@@ -1,7 +1,8 @@
 """The rpc pattern's gRPC server in Python: grpc.aio on uvloop, one process.
 
     python -m systems.rpc.grpc_service --listen 127.0.0.1:50051 \\
-        --metrics-listen 127.0.0.1:9464 --items 1000 --seed 1 --max-in-flight 128 --max-lag-ms 10
+        --metrics-listen 127.0.0.1:9464 --items 1000 --seed 1 --max-in-flight 128 --max-lag-ms 10 \\
+        [--log-requests] [--otlp-endpoint URL] [--delay-ms N]
 
 The Recommendations service of proto/recommendations/v1 (unary Recommend, server-streaming
 StreamRecommendations), the standard health service (SERVING for "" and the service's name) and
@@ -15,10 +16,13 @@ request (INVALID_ARGUMENT when it is not a RecommendRequest: grpc's own deserial
 answer UNKNOWN), validates it (INVALID_ARGUMENT with ``ranking.validate``'s message), checks the
 deadline before ranking and before each message of a stream (DEADLINE_EXCEEDED), and answers.
 
+Behind an edge: ``--log-requests`` (a JSON line per call) and ``--otlp-endpoint URL`` (a span per
+call), see ``observe.py``; ``--delay-ms N``, a test knob, makes a call wait before ranking.
+
 SIGTERM or SIGINT: the health service answers NOT_SERVING, ``server.stop(grace=5)`` refuses new
 calls (UNAVAILABLE) and lets the calls in flight finish for up to 5 s (then cancels them), the
-metrics server closes last, and the process exits 0. It refuses to start (exit 1, one line) when
-protobuf's backend is not upb.
+last spans are exported, the metrics server closes last, and the process exits 0. It refuses to
+start (exit 1, one line) when protobuf's backend is not upb.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from systems import grpc_serving, serving
+from systems.rpc import observe
 from systems.rpc.gen import recommendations_pb2 as pb
 from systems.rpc.metrics import Metrics
+from systems.rpc.observe import Observer, Options, Tracing
 from systems.rpc.recommender import (
     METHODS,
     OVERLOADED,
@@ -72,8 +78,9 @@ def expired(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
 class Servicer:
     """The two RPCs. Requests come in as bytes (no deserializer), decoded here."""
 
-    def __init__(self, recommender: Recommender) -> None:
+    def __init__(self, recommender: Recommender, *, delay_ms: int = 0) -> None:
         self._rec = recommender
+        self._delay_s = delay_ms / 1000
 
     async def _request(self, data: bytes, context: Context) -> pb.RecommendRequest:
         try:
@@ -83,9 +90,19 @@ class Servicer:
         message = Recommender.check(req)
         if message is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        if self._delay_s:
+            await self._delay(context)
         if expired(context):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE)
         return req
+
+    async def _delay(self, context: Context) -> None:
+        """``--delay-ms``: wait before ranking, DEADLINE_EXCEEDED if the deadline comes first."""
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < self._delay_s:
+            await asyncio.sleep(remaining)
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, DEADLINE)
+        await asyncio.sleep(self._delay_s)
 
     async def recommend(self, data: bytes, context: Context) -> pb.RecommendResponse:
         req = await self._request(data, context)
@@ -124,11 +141,15 @@ class Servicer:
 
 class Calls(grpc.aio.ServerInterceptor):
     """Admission and metrics for the Recommendations service's calls (health checks and
-    reflection pass untouched): each RPC's handler is wrapped once, on its first call."""
+    reflection pass untouched), and the ``observer``'s log line, span and echo around them when
+    there is one: each RPC's handler is wrapped once, on its first call."""
 
-    def __init__(self, admission: Admission, metrics: Metrics) -> None:
+    def __init__(
+        self, admission: Admission, metrics: Metrics, observer: Observer | None = None
+    ) -> None:
         self._admission = admission
         self._metrics = metrics
+        self._observer = observer
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -153,8 +174,11 @@ class Calls(grpc.aio.ServerInterceptor):
             behavior = inner.unary_stream
             make = grpc.unary_stream_rpc_method_handler
         assert inspect.iscoroutinefunction(behavior), "the servicer's methods are coroutines"
+        behavior = self._counted(name, behavior)
+        if self._observer is not None:
+            behavior = self._observer.wrap(path, name, behavior, _outcome)
         wrapped = self._wrapped[path] = make(
-            self._counted(name, behavior),
+            behavior,
             request_deserializer=inner.request_deserializer,
             response_serializer=inner.response_serializer,
         )
@@ -176,16 +200,25 @@ class Calls(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = _code_name(context.code())
                 raise
-            except (asyncio.CancelledError, Exception):
+            except (asyncio.CancelledError, Exception) as e:
                 # Cancelled by its client or its deadline (the handler's task is cancelled, or a
                 # write or abort fails: grpc.aio drops that failure), or a bug (grpc.aio: UNKNOWN).
                 code = _ended(context)
+                if code == "UNKNOWN":
+                    observe.log_failure(name, code, context, e)
                 raise
             finally:
                 admission.leave()
                 metrics.observe(name, code, time.perf_counter() - start)
 
         return counted
+
+
+def _outcome(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> str:
+    """The code of a call whose handler raised ``exc``."""
+    if isinstance(exc, grpc.aio.AbortError):
+        return _code_name(context.code())
+    return _ended(context)
 
 
 def _ended(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -199,8 +232,9 @@ def _code_name(code: object) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
 
 
-async def run(config: Config) -> None:
+async def run(config: Config, options: Options | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (at most 5 s for calls in flight)."""
+    options = options or Options()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,14 +242,16 @@ async def run(config: Config) -> None:
     recommender = Recommender(config.items, config.seed)
     admission = Admission(config.max_in_flight, config.max_lag_ms)
     metrics = Metrics(lambda: admission.in_flight)
+    tracing = Tracing.to_endpoint(options.otlp_endpoint) if options.otlp_endpoint else None
+    observer = Observer(log=options.log_requests, tracing=tracing) if options.observing else None
     server = grpc.aio.server(
-        interceptors=[Calls(admission, metrics)],
+        interceptors=[Calls(admission, metrics, observer)],
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.so_reuseport", 0),  # a taken port is an error, not a second listener
         ],
     )
-    server.add_generic_rpc_handlers((Servicer(recommender).handler(),))
+    server.add_generic_rpc_handlers((Servicer(recommender, delay_ms=options.delay_ms).handler(),))
     healthy = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await healthy.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -248,19 +284,23 @@ async def run(config: Config) -> None:
         # New calls are refused (UNAVAILABLE); those in flight get GRACE_S, then are cancelled.
         await server.stop(grace=GRACE_S)
         admission.stop()
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runner.cleanup(), timeout=2.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(PROG, __doc__, argv, default_port=50051, metrics=True)
+    options, rest = observe.parse_options(PROG, argv)
+    config = parse_args(PROG, __doc__, rest, default_port=50051, metrics=True)
     problem = protobuf_problem()
     if problem is not None:
         print(f"{PROG}: refusing to start: {problem}", file=sys.stderr)
         return 1
+    observe.configure_logging()
     # The scaffold's runner: uvloop, one line and status 1 on OSError or SetupError, and aiohttp's
     # C parser required (the metrics server is aiohttp too).
-    return serving.run(PROG, lambda: run(config))
+    return serving.run(PROG, lambda: run(config, options))
 
 
 if __name__ == "__main__":
