@@ -116,8 +116,8 @@ def added_table(run: RunResult) -> list[str]:
         "rate (trials interleaved, so each pair ran back to back), with its 95% bootstrap "
         "interval; latency from the intended send time. CPU µs per call is each "
         "implementation's own process tree (a proxy's CPU, not that of the server behind it), "
-        "per call answered. What one feature costs is the difference between two rows that differ in it alone (the Reading "
-        "above names those pairs).",
+        "per call answered. What one feature costs is the difference between two rows that "
+        "differ in it alone (the Reading above names those pairs).",
         "",
     ]
     return lines
