@@ -94,6 +94,14 @@ type Metrics struct {
 // time.
 func NewMetrics(lim *Limiter) *Metrics {
 	reg := prometheus.NewRegistry()
+	m := NewMetricsOn(reg, lim)
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+// NewMetricsOn registers the series on reg, beside a server's own (a proxy serving this
+// contract exports them too); its Handler is nil: reg's owner serves them.
+func NewMetricsOn(reg prometheus.Registerer, lim *Limiter) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rpc_requests_total",
@@ -116,7 +124,6 @@ func NewMetrics(lim *Limiter) *Metrics {
 			m.counter(meth, c)
 		}
 	}
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
 

@@ -68,27 +68,28 @@ func Marshal(dst []byte, m proto.Message) ([]byte, error) {
 
 var spacedPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// A failure is an error answer: its status and envelope code and message.
-type failure struct {
-	status        int
-	code, message string
+// A Failure is an error answer: its status and envelope code and message. The edge
+// (go/internal/edge) answers the same failures for the same requests.
+type Failure struct {
+	Status        int
+	Code, Message string
 }
 
 var (
-	errTooLarge = &failure{http.StatusRequestEntityTooLarge, "resource_exhausted",
+	errTooLarge = &Failure{http.StatusRequestEntityTooLarge, "resource_exhausted",
 		fmt.Sprintf("body: larger than %d bytes", MaxBody)}
-	errDeadline = &failure{http.StatusGatewayTimeout, "deadline_exceeded", "the call's deadline (" + TimeoutHeader + ") passed"}
-	errTimeout  = &failure{http.StatusBadRequest, "invalid_argument",
+	errDeadline = &Failure{http.StatusGatewayTimeout, "deadline_exceeded", "the call's deadline (" + TimeoutHeader + ") passed"}
+	errTimeout  = &Failure{http.StatusBadRequest, "invalid_argument",
 		fmt.Sprintf("%s: must be an integer from 1 to %d", TimeoutHeader, maxTimeoutMs)}
 )
 
-func invalid(message string) *failure {
-	return &failure{http.StatusBadRequest, "invalid_argument", message}
+func invalid(message string) *Failure {
+	return &Failure{http.StatusBadRequest, "invalid_argument", message}
 }
 
-// deadline is the call's deadline from TimeoutHeader, counted from start; ok is false without
-// the header.
-func deadline(r *http.Request, start time.Time) (dl time.Time, ok bool, f *failure) {
+// Deadline is the call's deadline from TimeoutHeader, counted from start; ok is false without
+// the header, f the 400 of a malformed one.
+func Deadline(r *http.Request, start time.Time) (dl time.Time, ok bool, f *Failure) {
 	values := r.Header.Values(TimeoutHeader)
 	if len(values) == 0 {
 		return time.Time{}, false, nil
@@ -104,10 +105,10 @@ func deadline(r *http.Request, start time.Time) (dl time.Time, ok bool, f *failu
 	return start.Add(time.Duration(ms) * time.Millisecond), true, nil
 }
 
-// readRequest reads and decodes the body, by dl when there is one. The read deadline is
+// ReadRequest reads and decodes the body, by dl when there is one. The read deadline is
 // cleared once the body has arrived, for the connection's next request; after a failed read it
 // stays, so that net/http's attempt to discard the rest fails at once.
-func readRequest(w http.ResponseWriter, r *http.Request, dl time.Time) (*pb.RecommendRequest, *failure) {
+func ReadRequest(w http.ResponseWriter, r *http.Request, dl time.Time) (*pb.RecommendRequest, *Failure) {
 	if r.ContentLength > MaxBody {
 		w.Header()["Connection"] = []string{"close"}
 		return nil, errTooLarge

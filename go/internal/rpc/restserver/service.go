@@ -30,8 +30,8 @@ const (
 	StreamPath    = "/v1/recommend:stream"
 )
 
-// writeSlack is how long past its deadline a stream's writes may block.
-const writeSlack = time.Second
+// WriteSlack is how long past its deadline a stream's writes may block.
+const WriteSlack = time.Second
 
 // statusClientGone is counted (CANCELLED) for a call whose client went away; never sent.
 const statusClientGone = 499
@@ -108,7 +108,7 @@ func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Metho
 	}
 	defer s.lim.Release()
 
-	dl, hasDeadline, f := deadline(r, start)
+	dl, hasDeadline, f := Deadline(r, start)
 	if f != nil {
 		return fail(w, f)
 	}
@@ -118,7 +118,7 @@ func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Metho
 		ctx, cancel = context.WithDeadline(ctx, dl)
 		defer cancel()
 	}
-	req, f := readRequest(w, r, dl)
+	req, f := ReadRequest(w, r, dl)
 	if f != nil {
 		return fail(w, f)
 	}
@@ -137,7 +137,7 @@ func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Metho
 	}
 	body, err := Marshal(nil, &pb.RecommendResponse{UserId: req.GetUserId(), Items: items})
 	if err != nil { // cannot happen: every field is valid
-		return fail(w, &failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
+		return fail(w, &Failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
 	}
 	if f := ctxFailure(ctx); f != nil {
 		return fail(w, f)
@@ -149,11 +149,11 @@ func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Metho
 // stream writes the pages as NDJSON, each line flushed; the 200 goes out with the first line
 // (or alone, with an empty body, when there is none). Past the deadline, a last line with the
 // error envelope ends the stream; a client that stops reading holds its call no more than
-// writeSlack past the deadline (the slack leaves time to write that last line).
+// WriteSlack past the deadline (the slack leaves time to write that last line).
 func (s *Service) stream(ctx context.Context, w http.ResponseWriter, dl time.Time, pages []*pb.RecommendPage) codes.Code {
 	rc := http.NewResponseController(w)
 	if !dl.IsZero() {
-		_ = rc.SetWriteDeadline(dl.Add(writeSlack))
+		_ = rc.SetWriteDeadline(dl.Add(WriteSlack))
 		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	}
 	var line []byte
@@ -165,17 +165,17 @@ func (s *Service) stream(ctx context.Context, w http.ResponseWriter, dl time.Tim
 			if i == 0 {
 				return fail(w, f)
 			}
-			if f.status == statusClientGone {
+			if f.Status == statusClientGone {
 				return recsvc.CodeForStatus(statusClientGone)
 			}
-			_, _ = w.Write(append(httpjson.Envelope(f.code, f.message), '\n'))
+			_, _ = w.Write(append(httpjson.Envelope(f.Code, f.Message), '\n'))
 			_ = rc.Flush()
-			return recsvc.CodeForStatus(f.status)
+			return recsvc.CodeForStatus(f.Status)
 		}
 		var err error
 		line, err = Marshal(line[:0], page)
 		if err != nil { // cannot happen: every field is valid
-			return fail(w, &failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
+			return fail(w, &Failure{http.StatusInternalServerError, "internal", "the answer did not encode"})
 		}
 		if i == 0 {
 			w.Header()["Content-Type"] = ndjson
@@ -202,20 +202,20 @@ func (s *Service) stream(ctx context.Context, w http.ResponseWriter, dl time.Tim
 
 // ctxFailure is the failure of a call whose context is done: 504 once its deadline has passed,
 // else its client has gone; nil while it is not done.
-func ctxFailure(ctx context.Context) *failure {
+func ctxFailure(ctx context.Context) *Failure {
 	if ctx.Err() == nil {
 		return nil
 	}
 	if recsvc.Expired(ctx) {
 		return errDeadline
 	}
-	return &failure{statusClientGone, "cancelled", "the client went away"}
+	return &Failure{statusClientGone, "cancelled", "the client went away"}
 }
 
 // fail answers f (nothing is sent to a client that has gone) and returns its code.
-func fail(w http.ResponseWriter, f *failure) codes.Code {
-	if f.status != statusClientGone {
-		httpjson.Write(w, f.status, httpjson.Envelope(f.code, f.message))
+func fail(w http.ResponseWriter, f *Failure) codes.Code {
+	if f.Status != statusClientGone {
+		httpjson.Write(w, f.Status, httpjson.Envelope(f.Code, f.Message))
 	}
-	return recsvc.CodeForStatus(f.status)
+	return recsvc.CodeForStatus(f.Status)
 }
