@@ -7,13 +7,10 @@ by the call's deadline), and none of it with the flags off.
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +18,7 @@ import pytest
 from systems.edge.traces import read_spans
 from systems.rpc.gen import recommendations_pb2 as pb
 from systems.rpc.gen import recommendations_pb2_grpc as pb_grpc
+from tests.integration.edge_stack import log_lines, start_collector, start_core, terminate
 from tests.integration.service_process import ROOT, Proc, metric, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -30,32 +28,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 REQUEST = pb.RecommendRequest(user_id="alice", limit=3)
-
-
-def start_core(*flags: str) -> tuple[Proc, str, str]:
-    """The core on free ports with ``flags``; its process, gRPC and metrics addresses."""
-    argv = [sys.executable, "-m", "systems.rpc.grpc_service", "--listen", "127.0.0.1:0",
-            "--metrics-listen", "127.0.0.1:0", *flags]  # fmt: skip
-    proc = Proc(argv)
-    addr, metrics_addr = proc.wait_listening(2, timeout=20)
-    return proc, addr, metrics_addr
-
-
-def start_collector(out: Path) -> tuple[Proc, str]:
-    proc = Proc([sys.executable, "-m", "systems.edge.collector", "--listen", "127.0.0.1:0",
-                 "--out", str(out)])  # fmt: skip
-    return proc, proc.wait_listening(timeout=20)[0]
-
-
-def log_lines(proc: Proc) -> list[dict[str, Any]]:
-    """The JSON lines the process has written to stderr so far."""
-    return [json.loads(line) for line in list(proc.log) if line.startswith("{")]
-
-
-def terminate(proc: Proc) -> None:
-    """SIGTERM, and it exits 0 within 10 s."""
-    proc.popen.send_signal(signal.SIGTERM)
-    assert proc.popen.wait(timeout=10) == 0, proc.log
 
 
 def test_logs_echoes_and_traces_each_call(procs: list[Proc], tmp_path: Path) -> None:
