@@ -128,7 +128,8 @@ class Implementation(_Model):
     labels: dict[str, str] = Field(
         default={},
         description='what tells it from the others, e.g. {transport = "grpc", runtime = '
-        '"go"}: the report contrasts implementations that differ in one label only',
+        '"go"}: the report contrasts implementations that differ in one label only (a label '
+        'with a value "none" is a reference: its other values are contrasted with it alone)',
     )
     build: Build | None = None
     command: list[str] = Field(min_length=1, description="the program; the pattern's args follow")

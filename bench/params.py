@@ -209,9 +209,10 @@ def plan_budget(
             changes["duration_s"] = fit
     planned_after = trials_seconds({**params, **changes}, points)
     cut = ", ".join(f"{k} {params[k]} → {v}" for k, v in changes.items())
+    done = f"cut {cut} (about {planned_after:.0f} s)" if changes else "nothing left to cut"
     note = (
         f"time budget {budget:g} s: {points} implementation × rate points × {trials} trials would "
-        f"take about {planned:.0f} s; cut {cut} (about {planned_after:.0f} s)"
+        f"take about {planned:.0f} s; {done}"
     )
     if planned_after > budget:
         note += f", still over: no fewer than {MIN_TRIALS} trials of {MIN_DURATION_S:g} s"

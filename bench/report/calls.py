@@ -10,6 +10,8 @@ From the stored run alone (no study needed), for every pattern:
 - **Reading**: implementations that carry `labels` (system.toml: `labels = {transport = "grpc",
   runtime = "go"}`) are contrasted two by two where they differ in one label only: at the
   lowest rate both measured validly, CPU per call, p99 and bytes per call, and each one's knee.
+  A label one of whose values is `"none"` (`feature = "none"`) names a reference: its other
+  values are contrasted with it, not with one another (auth vs none, not auth vs tracing).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from itertools import combinations
 
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult
 from bench.report.sections import ReportSection
+
+#: The label value that names a reference (system.toml: `labels = {feature = "none"}`).
+NONE = "none"
 
 
 def _fmt(value: float) -> str:
@@ -159,6 +164,10 @@ def contrasts(run: RunResult) -> list[str]:
         if len(differ) != 1:
             continue
         key = differ[0]
+        if NONE not in (a.labels[key], b.labels[key]) and any(
+            i.labels.get(key) == NONE for i in impls
+        ):
+            continue
         same = "".join(f"{k} {v}, " for k, v in a.labels.items() if k != key)
         found = _common_point(a, b)
         if found is None:

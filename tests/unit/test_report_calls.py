@@ -47,3 +47,15 @@ def test_no_labels_no_reading_and_no_stream_table() -> None:
     section = calls.section(run)
     assert section.reading == []
     assert calls.stream_table(run) == []
+
+
+def test_a_none_label_is_the_reference_its_other_values_are_contrasted_with() -> None:
+    run = make_run(
+        labelled("plain", 1000, path="edge", feature="none"),
+        labelled("auth", 1200, path="edge", feature="auth"),
+        labelled("tracing", 1100, path="edge", feature="tracing"),
+        labelled("direct", 900, path="direct", feature="none"),
+    )
+    bullets = calls.contrasts(run)
+    pairs = [b.split("**")[1] for b in bullets]
+    assert pairs == ["feature: none vs auth", "feature: none vs tracing", "path: edge vs direct"]
