@@ -7,6 +7,9 @@ From the stored run alone, for a pattern whose system.toml asks for them:
   baseline, as the median of the trial-by-trial differences (trial i of each ran back to back,
   A B A B, so the pairs share the machine's moment) with its 95% bootstrap interval, beside its
   own process's CPU time per call. A feature's price is read between two rows that differ in it.
+- **What each feature adds**: for an implementation whose labels match another's but for one
+  whose value there is `"none"` (`feature = "auth"` against `feature = "none"`), the p50, p99
+  and CPU per call it adds over that one, paired by trial likewise.
 - **Admission against the configured limit** (an implementation's `admits_rps`): at every
   offered rate above its limit, what it admitted (successful answers per second) against the
   limit, and how it refused the rest. It passes when the admitted rate is within
@@ -16,13 +19,18 @@ From the stored run alone, for a pattern whose system.toml asks for them:
 
 from __future__ import annotations
 
-from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
+from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult
+from bench.report.calls import NONE
 from bench.report.sections import ReportSection
 from bench.stats.headroom import split_errors
-from bench.stats.summary import estimate
+from bench.stats.summary import estimate, trial_metrics
 
 #: How far from its limit a rate limiter's admitted rate may be, as a share of the limit.
 ADMISSION_TOLERANCE = 0.05
+
+#: Past this share of failed (or refused) calls a point's latency is not that of the calls
+#: asked for: it is left out of the added figures.
+MAX_FAILED = 0.01
 
 
 def _fmt(value: float) -> str:
@@ -54,25 +62,34 @@ def _rate(point: LoadPoint) -> str:
 
 
 def paired_difference(point: LoadPoint, base: LoadPoint, key: str) -> Estimate | None:
-    """The median of `key`'s trial-by-trial differences (point − base), over the trial indexes
-    valid in both, with its bootstrap interval; None without such a pair."""
-    theirs = {t.index: t for t in base.trials if t.valid}
-    diffs = [
-        _latency(t, key) - _latency(theirs[t.index], key)
-        for t in point.trials
-        if t.valid and t.index in theirs
-    ]
+    """The median of `key`'s trial-by-trial differences (point − base; a trial figure of
+    `trial_metrics`, such as p99 or cpu_us_per_call), over the trial indexes valid in both and
+    holding it, with its bootstrap interval; None without such a pair."""
+    theirs = {t.index: trial_metrics(t) for t in base.trials if t.valid}
+    diffs = []
+    for trial in point.trials:
+        other = theirs.get(trial.index)
+        mine = trial_metrics(trial) if trial.valid else {}
+        if other is not None and key in mine and key in other:
+            diffs.append(mine[key] - other[key])
     return estimate(diffs) if diffs else None
 
 
-def _latency(trial: Trial, key: str) -> float:
-    value = getattr(trial.load.latency_ms, key)
-    assert isinstance(value, float)
-    return value
+def _healthy(point: LoadPoint) -> bool:
+    """Measured validly and failing (or refusing) at most MAX_FAILED of its calls: the latency
+    of its answers is the latency of the calls asked for."""
+    errors = point.summary.get("error_rate")
+    return point.valid and bool(point.summary) and (errors is None or errors.median <= MAX_FAILED)
 
 
 def _points_by_rate(impl: ImplementationResult) -> dict[float | None, LoadPoint]:
-    return {p.target_rps: p for p in impl.points if p.valid and p.summary}
+    return {p.target_rps: p for p in impl.points if _healthy(p)}
+
+
+def _priced(point: LoadPoint, other: LoadPoint) -> list[str]:
+    """The p50, p99 and CPU per call that point adds over other, paired by trial."""
+    found = [paired_difference(point, other, k) for k in ("p50", "p99", "cpu_us_per_call")]
+    return [_signed(e) if e is not None else "—" for e in found]
 
 
 def added_table(run: RunResult) -> list[str]:
@@ -95,14 +112,11 @@ def added_table(run: RunResult) -> list[str]:
     for impl in run.implementations:
         for point in impl.points:
             other = base_points.get(point.target_rps)
-            if not (point.valid and point.summary) or other is None:
+            if not _healthy(point) or other is None:
                 continue
             s = point.summary
-            if impl.name == name:
-                added = ["(baseline)", "(baseline)"]
-            else:
-                found = [paired_difference(point, other, k) for k in ("p50", "p99")]
-                added = [_signed(e) if e is not None else "—" for e in found]
+            baseline = impl.name == name
+            added = ["(baseline)"] * 2 if baseline else _priced(point, other)[:2]
             cells = [impl.name, _rate(point), _plain(s, "p50"), _plain(s, "p99"), *added,
                      _plain(s, "cpu_us_per_call")]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
@@ -116,8 +130,58 @@ def added_table(run: RunResult) -> list[str]:
         "rate (trials interleaved, so each pair ran back to back), with its 95% bootstrap "
         "interval; latency from the intended send time. CPU µs per call is each "
         "implementation's own process tree (a proxy's CPU, not that of the server behind it), "
-        "per call answered. What one feature costs is the difference between two rows that "
-        "differ in it alone (the Reading above names those pairs).",
+        f"per call answered. Points where either side failed or refused over {MAX_FAILED:.0%} "
+        "of its calls are left out (see Results): the latency of what was answered is not that "
+        "of the calls asked for.",
+        "",
+    ]
+    return lines
+
+
+def _references(run: RunResult) -> list[tuple[ImplementationResult, ImplementationResult, str]]:
+    """(implementation, its reference, the label): every implementation whose one label has a
+    value other than NONE where another has the same labels but NONE there."""
+    impls = [i for i in run.implementations if i.labels and i.status == "ok"]
+    found = []
+    for impl in impls:
+        for key, value in impl.labels.items():
+            if value == NONE:
+                continue
+            want = {**impl.labels, key: NONE}
+            reference = next((i for i in impls if i.labels == want), None)
+            if reference is not None:
+                found.append((impl, reference, key))
+    return found
+
+
+def feature_table(run: RunResult) -> list[str]:
+    """What each label value adds over its NONE reference, per rate, paired by trial."""
+    pairs = _references(run)
+    if not pairs:
+        return []
+    lines = [
+        "## What each feature adds",
+        "",
+        "| implementation | over | target calls/s | added p50 ms | added p99 ms | added CPU µs "
+        "per call |",
+        "|---|---|---|---|---|---|",
+    ]
+    for impl, reference, key in pairs:
+        theirs = _points_by_rate(reference)
+        for point in impl.points:
+            other = theirs.get(point.target_rps)
+            if not _healthy(point) or other is None:
+                continue
+            cells = [f"{impl.name} ({key} {impl.labels[key]})", reference.name, _rate(point),
+                     *_priced(point, other)]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Each implementation against the one whose labels are the same but `{NONE}` in one: "
+        "the median of the trial-by-trial differences of p50, p99 and the implementation's own "
+        "CPU per call, with the 95% bootstrap interval. An interval across zero is a price this "
+        f"run could not tell from nothing. Points past {MAX_FAILED:.0%} of calls failed or "
+        "refused are left out.",
         "",
     ]
     return lines
@@ -200,4 +264,5 @@ def admission_table(run: RunResult) -> tuple[list[str], list[str]]:
 def section(run: RunResult) -> ReportSection:
     """Both tables, as a section of the report."""
     admission, bullets = admission_table(run)
-    return ReportSection(reading=bullets, lines=[*added_table(run), *admission])
+    lines = [*added_table(run), *feature_table(run), *admission]
+    return ReportSection(reading=bullets, lines=lines)

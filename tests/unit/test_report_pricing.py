@@ -106,3 +106,23 @@ def test_a_limit_never_exceeded_is_said_not_checked() -> None:
     lines, bullets = pricing.admission_table(make_run(impl))
     assert bullets == []
     assert "was not checked" in lines[2]
+
+
+def test_each_feature_is_priced_against_its_none_reference() -> None:
+    plain = measured("plain", [1000] * 100).model_copy(update={"labels": {"feature": "none"}})
+    auth = measured("auth", [1300] * 100).model_copy(update={"labels": {"feature": "auth"}})
+    lines = pricing.feature_table(make_run(plain, auth))
+    assert lines[0] == "## What each feature adds"
+    (row,) = [line for line in lines if line.startswith("| auth")]
+    cells = row.split(" | ")
+    assert cells[1] == "plain"
+    assert cells[3].startswith("+0.3")  # added p50: 1.3 vs 1.0 ms
+    # make_trial's CPU is 10 + index % on both sides: the same, so nothing added.
+    assert cells[5].startswith("+0 ")
+
+
+def test_points_past_one_percent_failed_are_not_priced() -> None:
+    direct = measured("direct", [1000] * 100)
+    failing = measured("edge", [1000] * 100, errors=5)  # 5% refused
+    lines = pricing.added_table(with_baseline(direct, failing))
+    assert not any(line.startswith("| edge |") for line in lines)

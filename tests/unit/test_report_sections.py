@@ -119,3 +119,23 @@ def test_an_inference_like_run_splits_the_latency_and_adds_the_ceiling(tmp_path:
     run = run.model_copy(update={"scenario": scenario, "implementations": impls,
                                  "studies": [ceiling_study()]})  # fmt: skip
     assert headings(save_run(run, tmp_path)) == INFERENCE
+
+
+#: A proxy priced against the direct call, and a rate limiter checked at twice its limit.
+EDGE = ["## Reading", *SERVICE, "## Cost per call", "## Added over direct",
+        "## Admission against the configured limit", *TAIL]  # fmt: skip
+
+
+def test_an_edge_like_run_prices_each_variant_and_checks_the_limit(tmp_path: Path) -> None:
+    from tests.unit.test_report_pricing import limited
+
+    direct = measured("direct", [1000 + i for i in range(200)], rates=(200.0,), trials=2)
+    impls = [
+        direct.model_copy(update={"labels": {"path": "direct", "feature": "none"}}),
+        limited(400.0, 4000).model_copy(update={"labels": {"path": "edge", "feature": "limit"}}),
+    ]
+    run = make_run(*impls)
+    run = run.model_copy(
+        update={"scenario": run.scenario.model_copy(update={"baseline": "direct"})}
+    )
+    assert headings(save_run(run, tmp_path)) == EDGE

@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"time"
 
 	"github.com/patternbench/patternbench/go/internal/edge/auth"
 	"github.com/patternbench/patternbench/go/internal/edge/ratelimit"
+	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
 )
 
 // Config is the edge's command line, validated.
@@ -112,13 +112,13 @@ func ParseFlags(name string, args []string) (Config, error) {
 
 // Validate checks what the flags cannot; New calls it too.
 func (c Config) Validate() error {
-	if err := checkAddr("--listen", c.Listen); err != nil {
+	if err := recsvc.CheckAddr("--listen", c.Listen); err != nil {
 		return err
 	}
 	if c.Core == "" {
 		return errors.New("--core: required (the core's gRPC address, host:port)")
 	}
-	if err := checkAddr("--core", c.Core); err != nil {
+	if err := recsvc.CheckAddr("--core", c.Core); err != nil {
 		return err
 	}
 	switch {
@@ -155,14 +155,6 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--otlp-endpoint: %q is not an http(s) URL", c.OTLPEndpoint)
 		}
-	}
-	return nil
-}
-
-// checkAddr refuses what cannot be a host:port, before anything starts.
-func checkAddr(flagName, addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("%s: %q is not host:port", flagName, addr)
 	}
 	return nil
 }

@@ -59,11 +59,11 @@ func ParseFlags(name string, args []string, defaultListen string, withMetrics bo
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err := checkAddr("--listen", cfg.Listen); err != nil {
+	if err := CheckAddr("--listen", cfg.Listen); err != nil {
 		return Config{}, err
 	}
 	if withMetrics {
-		if err := checkAddr("--metrics-listen", cfg.MetricsListen); err != nil {
+		if err := CheckAddr("--metrics-listen", cfg.MetricsListen); err != nil {
 			return Config{}, err
 		}
 	}
@@ -84,8 +84,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// checkAddr refuses what cannot be a host:port to listen on, before anything starts.
-func checkAddr(flagName, addr string) error {
+// CheckAddr refuses what cannot be a host:port, before anything starts (the edge checks its
+// own addresses with it too).
+func CheckAddr(flagName, addr string) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("%s: %q is not host:port", flagName, addr)
 	}

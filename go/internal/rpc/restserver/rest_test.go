@@ -76,53 +76,14 @@ func startTest(t testing.TB, cfg recsvc.Config, hooks func(*Service)) *server {
 	}
 }
 
-// post sends body to path with the given headers (name, value, ...).
-func post(t testing.TB, addr, path, body string, headers ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return do(t, req)
-}
+// The REST helpers the rpc servers' tests share (rpctest).
+var (
+	post      = rpctest.Post
+	do        = rpctest.Do
+	wantError = rpctest.WantError
+)
 
-func do(t testing.TB, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
-}
-
-// envelope is the error body.
-type envelope struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// wantError fails unless the answer is status with the envelope of code, its message
-// containing msg.
-func wantError(t testing.TB, resp *http.Response, body []byte, status int, code, msg string) {
-	t.Helper()
-	var e envelope
-	err := json.Unmarshal(body, &e)
-	if resp.StatusCode != status || err != nil || e.Error.Code != code || !strings.Contains(e.Error.Message, msg) ||
-		resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, status, code, msg)
-	}
-}
+type envelope = rpctest.Envelope
 
 // lines splits an NDJSON body.
 func lines(t testing.TB, body []byte) [][]byte {

@@ -1,13 +1,17 @@
 // Package rpctest holds what the rpc servers' tests share: the cases of
-// systems/rpc/ranking_vectors.json and the comparison of an answer with one.
+// systems/rpc/ranking_vectors.json and the comparison of an answer with one; a REST call and the
+// check of an error answer.
 package rpctest
 
 import (
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	pb "github.com/patternbench/patternbench/go/gen/recommendations/v1"
@@ -108,4 +112,53 @@ func Tables(cases []Case) [][2]uint64 {
 		}
 	}
 	return out
+}
+
+// Post sends body to path with the given headers (name, value, ...).
+func Post(t testing.TB, addr, path, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return Do(t, req)
+}
+
+// Do sends req and reads its whole answer, failing the test on any error.
+func Do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// Envelope is the REST error body, {"error": {"code", "message"}}.
+type Envelope struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// WantError fails unless the answer is status with the envelope of code, its message
+// containing msg.
+func WantError(t testing.TB, resp *http.Response, body []byte, status int, code, msg string) {
+	t.Helper()
+	var e Envelope
+	err := json.Unmarshal(body, &e)
+	if resp.StatusCode != status || err != nil || e.Error.Code != code || !strings.Contains(e.Error.Message, msg) ||
+		resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, resp.Header.Get("Content-Type"), body, status, code, msg)
+	}
 }
