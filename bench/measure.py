@@ -94,7 +94,12 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
     started = m.deployment.start(name, p, "measure")
     try:
         proc = started.system()
-        window = SystemWindow(proc, m.deployment.metrics_url(name), float(p["cooldown_s"]))
+        window = SystemWindow(
+            proc,
+            m.deployment.metrics_url(name),
+            float(p["cooldown_s"]),
+            parts=m.deployment.system_parts(name, started),
+        )
         spec = _load_spec(m, name, rate, index)
         at = f"{rate:g} req/s, " if rate is not None else ""
         m.phase(name, f"{at}trial {index + 1}/{trials}", window_s)
@@ -118,6 +123,7 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
         index=index,
         load=load,
         process=window.process,
+        system_parts=window.parts_process,
         server_metrics=window.metrics,
         server_metrics_error=window.metrics_error,
         server_latency_ms=server_latency(window.metrics, m.server_latency_metric),

@@ -189,6 +189,11 @@ class Trial(_Model):
     index: int
     load: LoadStats
     process: ProcessStats
+    system_parts: dict[str, ProcessStats] = Field(
+        default={},
+        description="the supports that are part of the system measured (system.toml's `cpus = "
+        '"system"`, a core behind a proxy), by name: their process trees over the same window',
+    )
     server_metrics: dict[str, float]
     server_metrics_error: str | None = Field(
         default=None, description="why there are no server-side metrics (an overloaded system)"

@@ -30,6 +30,10 @@ class SystemWindow:
     figures. An overloaded system may not answer /metrics in time: then the trial has no server-side
     figures (`metrics_error` says why) but stands. Only a system that died fails it.
 
+    `parts` are other processes of the system measured (a core behind a proxy, started as a
+    support on the system's CPUs): their trees are sampled over the same window, into
+    `parts_process`.
+
     `cool_down()`, called once the load generator has stopped, waits `cooldown_s` and samples the
     tree's RSS again: what a service keeps of a load after it (a pool that grew and never shrinks,
     a leak) shows there, where the peak alone cannot tell it from a transient.
@@ -41,9 +45,16 @@ class SystemWindow:
     COOLDOWN_S = 2.0
 
     def __init__(
-        self, proc: RunningProcess, metrics_url: str | None, cooldown_s: float = COOLDOWN_S
+        self,
+        proc: RunningProcess,
+        metrics_url: str | None,
+        cooldown_s: float = COOLDOWN_S,
+        parts: dict[str, RunningProcess] | None = None,
     ) -> None:
         self._proc = proc
+        self._parts = dict(parts or {})
+        self._part_samplers: dict[str, TreeSampler] = {}
+        self.parts_process: dict[str, ProcessStats] = {}
         self._metrics_url = metrics_url
         self._cooldown_s = cooldown_s
         self._sampler: TreeSampler | None = None
@@ -75,10 +86,18 @@ class SystemWindow:
                 f"{exit_text(self._exit_code())} during the run", self._proc.stderr_tail()
             ) from None
         self._sampler.start()
+        for name, part in self._parts.items():
+            try:  # a part already gone is the deployment's to report (its casualties)
+                sampler = TreeSampler(part.pid)
+            except psutil.NoSuchProcess:
+                continue
+            sampler.start()
+            self._part_samplers[name] = sampler
 
     def close(self) -> None:
         assert self._sampler is not None, "close() before open()"
         self.process = self._sampler.stop()
+        self.parts_process = {name: s.stop() for name, s in self._part_samplers.items()}
         after = self._scrape("closed")
         if self._before is not None and after is not None:
             self.metrics = metric_deltas(self._before, after)

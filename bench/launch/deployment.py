@@ -279,6 +279,13 @@ class Deployment:
                 self._run_failed[support] = ImplFailed(found[-1], proc.stderr_tail())
         return found
 
+    def system_parts(self, name: str, started: Started) -> dict[str, RunningProcess]:
+        """The supports of `name` that are part of the system measured (`cpus = "system"`),
+        running now: the trial's own and the run's, by name."""
+        parts = {p.spec.name: p for p in started.supports}
+        parts |= {s: self._run_scoped[s] for s in self.needs(name, "run") if s in self._run_scoped}
+        return {n: p for n, p in parts.items() if self.pattern.support[n].cpus == "system"}
+
     def stop(self, started: Started) -> None:
         if started.impl is not None:
             self.supervisor.stop(started.impl)

@@ -19,7 +19,7 @@ From the stored run alone, for a pattern whose system.toml asks for them:
 
 from __future__ import annotations
 
-from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult
+from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
 from bench.report.calls import NONE
 from bench.report.sections import ReportSection
 from bench.stats.headroom import split_errors
@@ -27,6 +27,9 @@ from bench.stats.summary import estimate, trial_metrics
 
 #: How far from its limit a rate limiter's admitted rate may be, as a share of the limit.
 ADMISSION_TOLERANCE = 0.05
+
+#: CPU per call of the whole system: the implementation's and its parts' (a core behind it).
+SYSTEM_CPU = "system_cpu_us_per_call"
 
 #: Past this share of failed (or refused) calls a point's latency is not that of the calls
 #: asked for: it is left out of the added figures.
@@ -65,14 +68,26 @@ def paired_difference(point: LoadPoint, base: LoadPoint, key: str) -> Estimate |
     """The median of `key`'s trial-by-trial differences (point − base; a trial figure of
     `trial_metrics`, such as p99 or cpu_us_per_call), over the trial indexes valid in both and
     holding it, with its bootstrap interval; None without such a pair."""
-    theirs = {t.index: trial_metrics(t) for t in base.trials if t.valid}
+    theirs = {t.index: _metrics(t) for t in base.trials if t.valid}
     diffs = []
     for trial in point.trials:
         other = theirs.get(trial.index)
-        mine = trial_metrics(trial) if trial.valid else {}
+        mine = _metrics(trial) if trial.valid else {}
         if other is not None and key in mine and key in other:
             diffs.append(mine[key] - other[key])
     return estimate(diffs) if diffs else None
+
+
+def _metrics(trial: Trial) -> dict[str, float]:
+    """`trial_metrics`, with the system's CPU per call its own where it has no parts."""
+    found = trial_metrics(trial)
+    if "cpu_us_per_call" in found:
+        found.setdefault(SYSTEM_CPU, found["cpu_us_per_call"])
+    return found
+
+
+def _system_cpu(summary: dict[str, Estimate]) -> str:
+    return _plain(summary, SYSTEM_CPU if SYSTEM_CPU in summary else "cpu_us_per_call")
 
 
 def _healthy(point: LoadPoint) -> bool:
@@ -87,8 +102,10 @@ def _points_by_rate(impl: ImplementationResult) -> dict[float | None, LoadPoint]
 
 
 def _priced(point: LoadPoint, other: LoadPoint) -> list[str]:
-    """The p50, p99 and CPU per call that point adds over other, paired by trial."""
-    found = [paired_difference(point, other, k) for k in ("p50", "p99", "cpu_us_per_call")]
+    """The p50, p99, its own CPU and the system's per call that point adds over other, paired
+    by trial."""
+    keys = ("p50", "p99", "cpu_us_per_call", SYSTEM_CPU)
+    found = [paired_difference(point, other, k) for k in keys]
     return [_signed(e) if e is not None else "—" for e in found]
 
 
@@ -118,7 +135,7 @@ def added_table(run: RunResult) -> list[str]:
             baseline = impl.name == name
             added = ["(baseline)"] * 2 if baseline else _priced(point, other)[:2]
             cells = [impl.name, _rate(point), _plain(s, "p50"), _plain(s, "p99"), *added,
-                     _plain(s, "cpu_us_per_call")]  # fmt: skip
+                     _plain(s, "cpu_us_per_call"), _system_cpu(s)]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
             rows += 1
     if rows == 0:
@@ -130,7 +147,9 @@ def added_table(run: RunResult) -> list[str]:
         "rate (trials interleaved, so each pair ran back to back), with its 95% bootstrap "
         "interval; latency from the intended send time. CPU µs per call is each "
         "implementation's own process tree (a proxy's CPU, not that of the server behind it), "
-        f"per call answered. Points where either side failed or refused over {MAX_FAILED:.0%} "
+        "per call answered; the system's adds the processes that are part of the system "
+        '(supports with `cpus = "system"`, such as that server), over the same window. '
+        f"Points where either side failed or refused over {MAX_FAILED:.0%} "
         "of its calls are left out (see Results): the latency of what was answered is not that "
         "of the calls asked for.",
         "",
@@ -163,8 +182,8 @@ def feature_table(run: RunResult) -> list[str]:
         "## What each feature adds",
         "",
         "| implementation | over | target calls/s | added p50 ms | added p99 ms | added CPU µs "
-        "per call |",
-        "|---|---|---|---|---|---|",
+        "per call, its own | added CPU µs per call, the system's |",
+        "|---|---|---|---|---|---|---|",
     ]
     for impl, reference, key in pairs:
         theirs = _points_by_rate(reference)
@@ -178,8 +197,9 @@ def feature_table(run: RunResult) -> list[str]:
     lines += [
         "",
         f"Each implementation against the one whose labels are the same but `{NONE}` in one: "
-        "the median of the trial-by-trial differences of p50, p99 and the implementation's own "
-        "CPU per call, with the 95% bootstrap interval. An interval across zero is a price this "
+        "the median of the trial-by-trial differences of p50, p99 and the CPU per call (the "
+        "implementation's own, and the whole system's), with the 95% bootstrap interval. An "
+        "interval across zero is a price this "
         f"run could not tell from nothing. Points past {MAX_FAILED:.0%} of calls failed or "
         "refused are left out.",
         "",

@@ -45,6 +45,9 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
     if per_s > 0 and trial.process.cpu_percent > 0:
         cpu_us = trial.process.cpu_percent / 100 * 1e6 / per_s
         metrics["cpu_us_per_call"] = cpu_us
+        if trial.system_parts:  # the whole system's: the implementation and its parts
+            parts = sum(p.cpu_percent for p in trial.system_parts.values())
+            metrics["system_cpu_us_per_call"] = cpu_us + parts / 100 * 1e6 / per_s
     wire = (load.wire_sent_bytes, load.wire_received_bytes)
     if answered > 0 and wire[0] is not None and wire[1] is not None:
         metrics["wire_bytes_per_call"] = (wire[0] + wire[1]) / answered

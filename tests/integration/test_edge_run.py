@@ -44,6 +44,12 @@ def test_every_variant_is_verified_measured_and_priced(options: Callable[..., Ru
         # Every server of the contract counts its calls under the contract's names.
         served = trial.server_metrics['rpc_requests_total{code="OK",method="Recommend"}']
         assert abs(served - trial.load.requests) <= max(10, 0.05 * trial.load.requests), impl.name
+        # The core behind an edge is part of the system: its CPU is measured over the window.
+        core = {"direct": None, "edge-go": "core_go", "edge-tracing": "core_python_traced"}
+        part = core.get(impl.name, "core_python")
+        assert list(trial.system_parts) == ([part] if part else []), impl.name
+        if part:
+            assert trial.system_parts[part].cpu_seconds > 0, impl.name
     limited = [i for i in result.implementations if i.admits_rps is not None]
     assert [i.name for i in limited] == ["edge-ratelimit-memory", "edge-ratelimit-redis"]
     for impl in limited:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.models import ImplementationResult, LoadPoint, RunResult
+from bench.models import ImplementationResult, LoadPoint, ProcessStats, RunResult
 from bench.report import pricing
-from bench.stats.summary import make_point
+from bench.stats.summary import make_point, trial_metrics
 from tests.unit.conftest import make_load, make_run, make_trial, measured
 
 
@@ -117,8 +117,10 @@ def test_each_feature_is_priced_against_its_none_reference() -> None:
     cells = row.split(" | ")
     assert cells[1] == "plain"
     assert cells[3].startswith("+0.3")  # added p50: 1.3 vs 1.0 ms
-    # make_trial's CPU is 10 + index % on both sides: the same, so nothing added.
-    assert cells[5].startswith("+0 ")
+    # make_trial's CPU is 10 + index % on both sides: the same, so nothing added, its own or the
+    # system's (without parts, the system's is its own).
+    assert cells[5] == "+0"
+    assert cells[6] == "+0 |"
 
 
 def test_points_past_one_percent_failed_are_not_priced() -> None:
@@ -126,3 +128,15 @@ def test_points_past_one_percent_failed_are_not_priced() -> None:
     failing = measured("edge", [1000] * 100, errors=5)  # 5% refused
     lines = pricing.added_table(with_baseline(direct, failing))
     assert not any(line.startswith("| edge |") for line in lines)
+
+
+def test_the_system_s_cpu_adds_the_parts_measured_beside_the_implementation() -> None:
+    core = ProcessStats(cpu_seconds=2.0, cpu_percent=20.0, peak_rss_bytes=1)
+    edge = measured("edge", [1000] * 100)
+    point = edge.points[0]
+    trials = [t.model_copy(update={"system_parts": {"core": core}}) for t in point.trials]
+    trial = trials[0]
+    found = trial_metrics(trial)
+    # 100 calls in 10 s: 10 calls/s; the edge's 10% and the core's 20% of a core.
+    assert found["cpu_us_per_call"] == pytest.approx(10_000)
+    assert found["system_cpu_us_per_call"] == pytest.approx(30_000)
