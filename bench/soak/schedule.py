@@ -21,7 +21,7 @@ from bench.soak.models import Fault
 from bench.soak.options import FAULT_KINDS, FaultKind
 
 #: Kept off either end of a window: a kill this close to its end may land after the load stops.
-EDGE_S = 0.3
+MARGIN_S = 0.3
 STARTUP_SHARE = 0.25
 STARTUP_MAX_S = 2.0
 
@@ -62,9 +62,9 @@ def plan(
                                 offset_s=round(rng.uniform(0.0, STARTUP_MAX_S), 3)))  # fmt: skip
             continue
         if kind.startswith("harness"):
-            offset = _within(rng, EDGE_S, shape.window_s - EDGE_S)
+            offset = _within(rng, MARGIN_S, shape.window_s - MARGIN_S)
         else:
-            offset = _within(rng, shape.warmup_s + EDGE_S, shape.window_s - EDGE_S)
+            offset = _within(rng, shape.warmup_s + MARGIN_S, shape.window_s - MARGIN_S)
         faults.append(
             Fault(run=run, kind=kind, phase="trial", trial=trial, offset_s=round(offset, 3))
         )

@@ -59,12 +59,12 @@ def test_a_killed_system_or_support_dies_inside_a_measured_window() -> None:
                 assert 0 <= fault.offset_s <= schedule.STARTUP_MAX_S
             else:
                 assert fault.trial in range(SHAPE.trials)
-                assert schedule.EDGE_S <= fault.offset_s <= SHAPE.window_s - schedule.EDGE_S
+                assert schedule.MARGIN_S <= fault.offset_s <= SHAPE.window_s - schedule.MARGIN_S
             continue
         assert fault.phase == "trial"
         assert fault.trial in range(SHAPE.trials)
-        assert SHAPE.warmup_s + schedule.EDGE_S <= fault.offset_s
-        assert fault.offset_s <= SHAPE.window_s - schedule.EDGE_S
+        assert SHAPE.warmup_s + schedule.MARGIN_S <= fault.offset_s
+        assert fault.offset_s <= SHAPE.window_s - schedule.MARGIN_S
 
 
 def test_harness_signals_land_in_start_up_as_well_as_in_trials() -> None:
