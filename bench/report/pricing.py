@@ -91,10 +91,11 @@ def _system_cpu(summary: dict[str, Estimate]) -> str:
 
 
 def _healthy(point: LoadPoint) -> bool:
-    """Measured validly and failing (or refusing) at most MAX_FAILED of its calls: the latency
-    of its answers is the latency of the calls asked for."""
+    """Measured validly and failing (or refusing) at most MAX_FAILED of its calls in its trials
+    (the interval's top: one trial that shed calls is enough): the latency of its answers is the
+    latency of the calls asked for."""
     errors = point.summary.get("error_rate")
-    return point.valid and bool(point.summary) and (errors is None or errors.median <= MAX_FAILED)
+    return point.valid and bool(point.summary) and (errors is None or errors.high <= MAX_FAILED)
 
 
 def _points_by_rate(impl: ImplementationResult) -> dict[float | None, LoadPoint]:
@@ -122,8 +123,8 @@ def added_table(run: RunResult) -> list[str]:
         f"## Added over {name}",
         "",
         "| implementation | target calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | "
-        "CPU µs per call |",
-        "|---|---|---|---|---|---|---|",
+        "its CPU µs per call | the system's CPU µs per call |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = 0
     for impl in run.implementations:
