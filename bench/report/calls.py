@@ -25,18 +25,19 @@ from bench.report.sections import ReportSection
 NONE = "none"
 
 
-def _fmt(value: float) -> str:
+def figure(value: float) -> str:
+    """A figure as the tables write it: whole above 100, else three significant digits."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _cell(summary: dict[str, Estimate], key: str, scale: float = 1.0) -> str:
+def cell(summary: dict[str, Estimate], key: str, scale: float = 1.0) -> str:
     """The median with its interval, as the results table writes them."""
     e = summary.get(key)
     if e is None:
         return "—"
     if e.n < 2 or e.low == e.high:
-        return _fmt(e.median * scale)
-    return f"{_fmt(e.median * scale)} ({_fmt(e.low * scale)} to {_fmt(e.high * scale)})"
+        return figure(e.median * scale)
+    return f"{figure(e.median * scale)} ({figure(e.low * scale)} to {figure(e.high * scale)})"
 
 
 def _per_core(summary: dict[str, Estimate]) -> str:
@@ -45,7 +46,7 @@ def _per_core(summary: dict[str, Estimate]) -> str:
     if e is None or min(e.median, e.low) <= 0:
         return "—"
     inverse = Estimate(median=1e6 / e.median, low=1e6 / e.high, high=1e6 / e.low, n=e.n)
-    return _cell({"x": inverse}, "x")
+    return cell({"x": inverse}, "x")
 
 
 def _rate(point: LoadPoint) -> str:
@@ -69,10 +70,10 @@ def cost_table(run: RunResult) -> list[str]:
             row = [
                 impl.name,
                 _rate(point),
-                _cell(s, "cpu_us_per_call"),
+                cell(s, "cpu_us_per_call"),
                 _per_core(s),
             ]
-            row += [_cell(s, "wire_bytes_per_call", 1 / 1024)] if wire else []
+            row += [cell(s, "wire_bytes_per_call", 1 / 1024)] if wire else []
             lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -105,7 +106,7 @@ def stream_table(run: RunResult) -> list[str]:
             keys = ("messages_per_s", "first_message_p50", "first_message_p99", "gap_p50",
                     "gap_p99", "p99")  # fmt: skip
             lines.append(f"| {impl.name} | {_rate(point)} | "
-                         + " | ".join(_cell(s, k) for k in keys) + " |")  # fmt: skip
+                         + " | ".join(cell(s, k) for k in keys) + " |")  # fmt: skip
     lines += [
         "",
         "A streaming call's latency (the results' p99) runs from its intended send time to its "
@@ -133,7 +134,7 @@ def _ratio(key: str, pa: LoadPoint, pb: LoadPoint, unit: str, scale: float = 1.0
     if ea is None or eb is None or eb.median == 0:
         return None
     return (
-        f"{_fmt(ea.median * scale)} vs {_fmt(eb.median * scale)} {unit} "
+        f"{figure(ea.median * scale)} vs {figure(eb.median * scale)} {unit} "
         f"({ea.median / eb.median:.2f}×)"
     )
 

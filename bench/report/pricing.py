@@ -20,7 +20,7 @@ From the stored run alone, for a pattern whose system.toml asks for them:
 from __future__ import annotations
 
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
-from bench.report.calls import NONE
+from bench.report.calls import NONE, cell, figure
 from bench.report.sections import ReportSection
 from bench.stats.headroom import split_errors
 from bench.stats.summary import estimate, trial_metrics
@@ -36,28 +36,15 @@ SYSTEM_CPU = "system_cpu_us_per_call"
 MAX_FAILED = 0.01
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
 def _signed(e: Estimate) -> str:
     """An added figure with its interval: `+0.21 (+0.18 to +0.25)`."""
 
     def sign(v: float) -> str:
-        return ("+" if v >= 0 else "−") + _fmt(abs(v))
+        return ("+" if v >= 0 else "−") + figure(abs(v))
 
     if e.n < 2 or e.low == e.high:
         return sign(e.median)
     return f"{sign(e.median)} ({sign(e.low)} to {sign(e.high)})"
-
-
-def _plain(summary: dict[str, Estimate], key: str) -> str:
-    e = summary.get(key)
-    if e is None:
-        return "—"
-    if e.n < 2 or e.low == e.high:
-        return _fmt(e.median)
-    return f"{_fmt(e.median)} ({_fmt(e.low)} to {_fmt(e.high)})"
 
 
 def _rate(point: LoadPoint) -> str:
@@ -87,7 +74,7 @@ def _metrics(trial: Trial) -> dict[str, float]:
 
 
 def _system_cpu(summary: dict[str, Estimate]) -> str:
-    return _plain(summary, SYSTEM_CPU if SYSTEM_CPU in summary else "cpu_us_per_call")
+    return cell(summary, SYSTEM_CPU if SYSTEM_CPU in summary else "cpu_us_per_call")
 
 
 def _healthy(point: LoadPoint) -> bool:
@@ -135,8 +122,8 @@ def added_table(run: RunResult) -> list[str]:
             s = point.summary
             baseline = impl.name == name
             added = ["(baseline)"] * 2 if baseline else _priced(point, other)[:2]
-            cells = [impl.name, _rate(point), _plain(s, "p50"), _plain(s, "p99"), *added,
-                     _plain(s, "cpu_us_per_call"), _system_cpu(s)]  # fmt: skip
+            cells = [impl.name, _rate(point), cell(s, "p50"), cell(s, "p99"), *added,
+                     cell(s, "cpu_us_per_call"), _system_cpu(s)]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
             rows += 1
     if rows == 0:
@@ -228,7 +215,7 @@ def admission_rows(impl: ImplementationResult) -> list[tuple[LoadPoint, Estimate
         passed = abs(off) <= ADMISSION_TOLERANCE and unanswered == 0
         refused = ", ".join(f"{k} × {n:,}" for k, n in sorted(kinds.items())) or "none"
         text = (
-            f"| {impl.name} | {limit:,.0f} | {_rate(point)} | {_plain({'a': admitted}, 'a')} | "
+            f"| {impl.name} | {limit:,.0f} | {_rate(point)} | {cell({'a': admitted}, 'a')} | "
             f"{off:+.1%} | {refused} | {unanswered:,} | {'yes' if passed else '**no**'} |"
         )
         rows.append((point, admitted, text, passed))
@@ -264,7 +251,7 @@ def admission_table(run: RunResult) -> tuple[list[str], list[str]]:
             else f"**outside {within} or with requests never answered** (see Admission)."
         )
         offered = "; ".join(
-            f"{_plain({'a': admitted}, 'a')} calls/s of {_rate(p)} offered"
+            f"{cell({'a': admitted}, 'a')} calls/s of {_rate(p)} offered"
             for p, admitted, _, _ in rows
         )
         bullets.append(
