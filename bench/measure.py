@@ -3,7 +3,7 @@
 A trial starts the implementation (and the support it needs) afresh, as pyperf runs each
 measurement in a fresh worker process, runs the pattern's load engine for one warm-up and one
 measured window, collects the system's side of that window, and stops what it started. A sweep
-interleaves trials across implementations (A B A B …) at each rate; a search looks for the highest
+interleaves trials across implementations (A B B A …) at each rate; a search looks for the highest
 rate meeting the SLO. A failure of one implementation drops it out; the others go on.
 """
 

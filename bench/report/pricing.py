@@ -5,7 +5,7 @@ From the stored run alone, for a pattern whose system.toml asks for them:
 - **Added over the baseline** (`[scenario] baseline = "<implementation>"`): at every rate where an
   implementation and the baseline were both measured validly, the p50 and p99 it adds over the
   baseline, as the median of the trial-by-trial differences (trial i of each ran back to back,
-  A B A B, so the pairs share the machine's moment) with its 95% bootstrap interval, beside its
+  A B B A, so the pairs share the machine's moment) with its 95% bootstrap interval, beside its
   own process's CPU time per call. A feature's price is read between two rows that differ in it.
 - **What each feature adds**: for an implementation whose labels match another's but for one
   whose value there is `"none"` (`feature = "auth"` against `feature = "none"`), the p50, p99

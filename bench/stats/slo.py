@@ -198,12 +198,16 @@ def knee(points: Sequence[Point], slo: Slo) -> Point | None:
 
 
 def interleaved(implementations: Sequence[str], trials: int) -> list[tuple[int, str]]:
-    """The run order for repeated trials: every implementation once per round, A B A B ….
+    """The run order for repeated trials: every implementation once per round, every other round
+    in reverse, A B C C B A A B C ….
 
     Interleaving spreads the slow drift of a shared machine (heat, noisy neighbours, caches)
     over every implementation alike, where running all of A's trials first would hand the drift
-    to whichever ran last.
+    to whichever ran last; reversing every other round balances each one's place in the round
+    too, so that none always runs first after another (as a proxy after the direct call to the
+    server behind it, which both share).
     """
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
-    return [(trial, name) for trial in range(trials) for name in implementations]
+    names = list(implementations)
+    return [(t, name) for t in range(trials) for name in (names if t % 2 == 0 else names[::-1])]

@@ -61,10 +61,11 @@ def test_both_implementations_verified_measured_in_interleaved_trials_stored_and
         assert 0 < point.summary["p50"].low <= point.summary["p50"].median
         assert point.summary["p50"].median <= point.summary["p50"].high
         assert point.summary["throughput_rps"].n == 2
-    # Trials ran interleaved: python, go, python, go (each trial a fresh process).
+    # Trials ran interleaved, every other round reversed: python, go, go, python (each trial a
+    # fresh process).
     logs = sorted((runner.run_dir / "logs").glob("*/rate-150-trial-*/loadgen.json"))
     order = sorted(logs, key=lambda p: p.stat().st_mtime)
-    assert [p.parent.parent.name for p in order] == ["python-asyncio", "go"] * 2
+    assert [p.parent.parent.name for p in order] == ["python-asyncio", "go", "go", "python-asyncio"]
     env = result.environment
     assert env.git_sha
     assert env.go

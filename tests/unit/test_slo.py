@@ -245,8 +245,9 @@ def test_knee_of_a_sweep_that_always_passes_is_its_highest_rate() -> None:
 # --- interleaved -------------------------------------------------------------------------------
 
 
-def test_interleaved_runs_every_implementation_once_per_round() -> None:
-    assert interleaved(["a", "b"], 2) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+def test_interleaved_runs_every_implementation_once_per_round_every_other_reversed() -> None:
+    assert interleaved(["a", "b"], 2) == [(0, "a"), (0, "b"), (1, "b"), (1, "a")]
+    assert [n for _, n in interleaved(["a", "b", "c"], 3)] == list("abccbaabc")
     assert interleaved(["go", "python", "rust"], 1) == [(0, "go"), (0, "python"), (0, "rust")]
 
 
