@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from bench.catalog import Pattern, load_pattern
+from bench.catalog import Pattern, load_catalog, load_pattern
 from bench.cli import PARTS
 from bench.launch.cpusets import plan
 from bench.launch.supervisor import port_in_use
@@ -64,15 +64,48 @@ def procs() -> Iterator[list[Proc]]:
         p.stop()
 
 
+def _catalog_ports() -> list[int]:
+    """Every port the patterns' system.toml files name: implementations, metrics, supports."""
+    ports: list[int] = []
+    for pattern in load_catalog(REPO, PARTS.kinds()).values():
+        for impl in pattern.implementations.values():
+            ports.append(impl.port)
+            if impl.metrics is not None and impl.metrics.port is not None:
+                ports.append(impl.metrics.port)
+        ports += [p for support in pattern.support.values() for p in support.ports]
+    return ports
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 @pytest.fixture
 def port_offset() -> int:
-    """An offset that moves every pattern's ports onto free ones, so tests run beside anything."""
-    ports = [8081, 8082, 9101, 9102, 8091, 8092, 8093, 8094]
+    """An offset that moves every pattern's ports onto free ones, so tests run beside anything.
+
+    The moved ports stay out of the kernel's ephemeral range: there an outgoing connection of the
+    run itself (the generator's, a proxy's to its core) may hold the very port a server is about
+    to listen on, and its start fails with "already in use".
+    """
+    ports = _catalog_ports()
+    low, high = _ephemeral_range()
+    span = max(ports) - min(ports)
+    choices = [
+        o
+        for o in range(10_000, 56_000, 10)
+        if max(ports) + o < low or (min(ports) + o > high and max(ports) + o < 65_536)
+    ]
     for _ in range(50):
-        offset = random.randrange(20_000, 40_000, 10)
+        offset = random.choice(choices)
         if not any(port_in_use(p + offset) for p in ports):
             return offset
-    raise RuntimeError("no free ports found")
+    raise RuntimeError(f"no free ports found for {len(ports)} ports spanning {span}")
 
 
 PatternFactory = Callable[..., Pattern]
