@@ -149,5 +149,5 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusServiceUnavailable, httpjson.Envelope("unavailable", "core "+s.cfg.Core+": "+err.Error()))
 		return
 	}
-	httpjson.Write(w, http.StatusOK, healthyBody)
+	httpjson.Write(w, http.StatusOK, restserver.HealthyBody)
 }

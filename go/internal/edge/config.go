@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/patternbench/patternbench/go/internal/edge/auth"
 	"github.com/patternbench/patternbench/go/internal/edge/ratelimit"
+	"github.com/patternbench/patternbench/go/internal/flagargs"
 	"github.com/patternbench/patternbench/go/internal/rpc/recsvc"
 )
 
@@ -85,17 +85,8 @@ func ParseFlags(name string, args []string) (Config, error) {
 	fs.Float64Var(&cfg.TraceSample, "trace-sample", 1.0, "share of new traces sampled, 0-1 (--trace otlp)")
 	auth.RegisterFlags(fs, &cfg.Auth)
 	ratelimit.RegisterFlags(fs, &cfg.RateLimit)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b bytes.Buffer
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return Config{}, fmt.Errorf("usage of %s:\n%s", name, b.String())
-		}
+	if err := flagargs.Parse(fs, args, "usage of "+name+":"); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if budgetMs < 1 || budgetMs > maxBudgetMs {
 		return Config{}, fmt.Errorf("--budget-ms: must be 1 to %d, got %d", maxBudgetMs, budgetMs)

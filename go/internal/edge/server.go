@@ -156,15 +156,6 @@ func (s *Server) closeLimiter() error {
 	return s.limiter.Close()
 }
 
-// Fixed answers, rendered once: 503s come in bursts exactly when there is least time to spare.
-var (
-	healthyBody    = []byte(`{"status":"ok"}`)
-	notFoundBody   = httpjson.Envelope("not_found", "no such path")
-	postOnlyBody   = httpjson.Envelope("method_not_allowed", "only POST is allowed here")
-	getOnlyBody    = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
-	overloadedBody = httpjson.Envelope("overloaded", recsvc.Overloaded)
-)
-
 // ServeHTTP routes a request; paths are matched exactly. Every answer carries the request's id.
 // Only the calls of the two RPC routes are counted and logged: not 404s, 405s, health checks or
 // scrapes.
@@ -179,7 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setRequestID(w, r)
 		if r.Method != http.MethodGet {
 			w.Header()["Allow"] = []string{http.MethodGet}
-			httpjson.Write(w, http.StatusMethodNotAllowed, getOnlyBody)
+			httpjson.Write(w, http.StatusMethodNotAllowed, restserver.GetOnlyBody)
 		} else if r.URL.Path == "/healthz" {
 			s.serveHealth(w, r)
 		} else {
@@ -188,13 +179,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		setRequestID(w, r)
-		httpjson.Write(w, http.StatusNotFound, notFoundBody)
+		httpjson.Write(w, http.StatusNotFound, restserver.NotFoundBody)
 		return
 	}
 	if r.Method != http.MethodPost {
 		setRequestID(w, r)
 		w.Header()["Allow"] = []string{http.MethodPost}
-		httpjson.Write(w, http.StatusMethodNotAllowed, postOnlyBody)
+		httpjson.Write(w, http.StatusMethodNotAllowed, restserver.PostOnlyBody)
 		return
 	}
 	start := time.Now()
@@ -219,7 +210,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, rt routeID, c
 	if !s.lim.Admit() {
 		c.id = setRequestID(w, r)
 		w.Header()["Retry-After"] = httpjson.RetryAfterOne
-		s.write(w, c, http.StatusServiceUnavailable, overloadedBody)
+		s.write(w, c, http.StatusServiceUnavailable, restserver.OverloadedBody)
 		return
 	}
 	defer s.lim.Release()

@@ -5,7 +5,6 @@
 package latencysim
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/patternbench/patternbench/go/internal/flagargs"
 )
 
 // Kinds of delay distribution a backend can use.
@@ -220,17 +221,8 @@ func ParseFlags(args []string) (Config, error) {
 	fs.Float64Var(&def.TailP, "tail-p", 0, "probability of the slow tail")
 	fs.Float64Var(&def.TailMs, "tail-ms", 0, "extra delay of the slow tail in ms")
 	fs.Float64Var(&def.ErrorRate, "error-rate", 0, "probability of answering 500")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b bytes.Buffer
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return Config{}, fmt.Errorf("usage of latencysim:\n%s", b.String())
-		}
+	if err := flagargs.Parse(fs, args, "usage of latencysim:"); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := Config{Seed: *seed, Default: def}
 	for _, a := range strings.Split(*listen, ",") {

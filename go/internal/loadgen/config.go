@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patternbench/patternbench/go/internal/flagargs"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -138,17 +138,8 @@ func ParseFlags(args []string) (Config, error) {
 	fs.BoolVar(&cfg.GRPCStream, "grpc-stream", false, "--grpc-method is server-streaming: a call sends the request, receives every message "+
 		"to the end of the stream and counts as one request, its latency to the end of the stream")
 	fs.IntVar(&cfg.GRPCConns, "grpc-conns", 1, "gRPC connections, calls spread round-robin over them")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b bytes.Buffer
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return Config{}, fmt.Errorf("usage: loadgen --url URL --rate R --duration D [flags]\n%s", b.String())
-		}
+	if err := flagargs.Parse(fs, args, "usage: loadgen --url URL --rate R --duration D [flags]"); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.Headers = headers
 	if grpcReq != "" {

@@ -4,13 +4,12 @@
 package recsvc
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 
+	"github.com/patternbench/patternbench/go/internal/flagargs"
 	"github.com/patternbench/patternbench/go/internal/rpc"
 )
 
@@ -47,17 +46,8 @@ func ParseFlags(name string, args []string, defaultListen string, withMetrics bo
 	fs.Uint64Var(&cfg.Seed, "seed", rpc.DefaultSeed, "SplitMix64 seed of the item table")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", DefaultMaxInFlight,
 		"calls served at once at most; beyond it a call is refused at once (UNAVAILABLE / 503)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b bytes.Buffer
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return Config{}, fmt.Errorf("usage of %s:\n%s", name, b.String())
-		}
+	if err := flagargs.Parse(fs, args, "usage of "+name+":"); err != nil {
 		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err := CheckAddr("--listen", cfg.Listen); err != nil {
 		return Config{}, err

@@ -59,12 +59,13 @@ func New(cfg recsvc.Config) (*Service, error) {
 }
 
 // Fixed answers, rendered once: 503s come in bursts exactly when there is least time to spare.
+// Exported for the edge, which answers this contract's errors too.
 var (
-	healthyBody    = []byte(`{"status":"ok"}`)
-	notFoundBody   = httpjson.Envelope("not_found", "no such path")
-	postOnlyBody   = httpjson.Envelope("method_not_allowed", "only POST is allowed here")
-	getOnlyBody    = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
-	overloadedBody = httpjson.Envelope("overloaded", recsvc.Overloaded)
+	HealthyBody    = []byte(`{"status":"ok"}`)
+	NotFoundBody   = httpjson.Envelope("not_found", "no such path")
+	PostOnlyBody   = httpjson.Envelope("method_not_allowed", "only POST is allowed here")
+	GetOnlyBody    = httpjson.Envelope("method_not_allowed", "only GET is allowed here")
+	OverloadedBody = httpjson.Envelope("overloaded", recsvc.Overloaded)
 	ndjson         = []string{"application/x-ndjson"}
 )
 
@@ -75,7 +76,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case RecommendPath, StreamPath:
 		if r.Method != http.MethodPost {
 			w.Header()["Allow"] = []string{http.MethodPost}
-			httpjson.Write(w, http.StatusMethodNotAllowed, postOnlyBody)
+			httpjson.Write(w, http.StatusMethodNotAllowed, PostOnlyBody)
 			return
 		}
 		start := time.Now()
@@ -88,14 +89,14 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz", "/metrics":
 		if r.Method != http.MethodGet {
 			w.Header()["Allow"] = []string{http.MethodGet}
-			httpjson.Write(w, http.StatusMethodNotAllowed, getOnlyBody)
+			httpjson.Write(w, http.StatusMethodNotAllowed, GetOnlyBody)
 		} else if r.URL.Path == "/healthz" {
-			httpjson.Write(w, http.StatusOK, healthyBody)
+			httpjson.Write(w, http.StatusOK, HealthyBody)
 		} else {
 			s.metrics.Handler().ServeHTTP(w, r)
 		}
 	default:
-		httpjson.Write(w, http.StatusNotFound, notFoundBody)
+		httpjson.Write(w, http.StatusNotFound, NotFoundBody)
 	}
 }
 
@@ -103,7 +104,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Service) call(w http.ResponseWriter, r *http.Request, meth recsvc.Method, start time.Time) codes.Code {
 	if !s.lim.Admit() {
 		w.Header()["Retry-After"] = httpjson.RetryAfterOne
-		httpjson.Write(w, http.StatusServiceUnavailable, overloadedBody)
+		httpjson.Write(w, http.StatusServiceUnavailable, OverloadedBody)
 		return recsvc.CodeForStatus(http.StatusServiceUnavailable)
 	}
 	defer s.lim.Release()
