@@ -150,8 +150,9 @@ class PatternRun:
         #: times it, where the report checks what they admitted (unless a swept rate is that).
         self.admission: dict[str, float] = {}
         if self.open_loop and not self.find_max:
+            values = template_values(pattern, params)
             for name in names:
-                limit = pattern.admits_rps(name, template_values(pattern, params))
+                limit = pattern.admits_rps(name, values)
                 if limit is not None and ADMISSION_FACTOR * limit not in self.rates:
                     self.admission[name] = ADMISSION_FACTOR * limit
         self.budget: Budget = plan_budget(

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bench.engines.spec import LoadError, LoadSpec, Window, follow, load_stats, start_generator
-from bench.launch.outputs import OutputError, header_lines
+from bench.launch.outputs import OutputError, header_values
 from bench.launch.outputs import command_output as _command_output
 from bench.launch.protobuf import ProtoError, method, request_message, varied_fields
 from bench.launch.supervisor import Supervisor
@@ -128,7 +128,8 @@ class LoadgenTable(BaseModel):
     def extra_headers(self, root: Path = Path(".")) -> list[str]:
         """The `header_commands` headers, each command run once."""
         try:
-            return header_lines(self.header_commands, root, "header_commands")
+            found = header_values(self.header_commands, root, "header_commands")
+            return [f"{name}: {value}" for name, value in found.items()]
         except OutputError as e:
             raise LoadError(str(e)) from None
 

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from bench.catalog import (
     Build,
     Implementation,
@@ -147,6 +149,13 @@ class Deployment:
 
     # ---- starting ------------------------------------------------------------------------
 
+    def _probe(self, member: Support | Implementation) -> tuple[Probe, BaseModel]:
+        """A process's probe and its table, rendered with the run's parameters (a table may
+        name `{root}` or a parameter, as a probe's `header_commands` do)."""
+        probe = self.probes[member.probe.kind]
+        table = render_table(member.probe.rest(), self.values(self.run_params or {}, None))
+        return probe, probe.spec_model.model_validate(table)
+
     def _launch(
         self,
         name: str,
@@ -156,8 +165,7 @@ class Deployment:
         cpus: list[int],
         phase: str,
     ) -> RunningProcess:
-        probe = self.probes[member.probe.kind]
-        spec = probe.spec_model.model_validate(member.probe.rest())
+        probe, spec = self._probe(member)
         env, _ = assign(member.gpu, self.gpus)
         launch = LaunchSpec(
             name=name,
@@ -249,10 +257,7 @@ class Deployment:
         return started
 
     def verify(self, name: str, vectors: Vectors) -> list[str]:
-        impl = self.pattern.implementations[name]
-        probe = self.probes[impl.probe.kind]
-        table = render_table(impl.probe.rest(), self.values(self.run_params or {}, None))
-        spec = probe.spec_model.model_validate(table)
+        probe, spec = self._probe(self.pattern.implementations[name])
         return probe.verify(spec, HOST, self.port(name), vectors)
 
     def casualties(self, name: str, started: Started) -> list[str]:

@@ -41,12 +41,12 @@ def command_output(command: tuple[str, ...], root: Path, what: str = "body_comma
     return done.stdout
 
 
-def header_lines(commands: dict[str, list[str]], root: Path, what: str) -> list[str]:
-    """`Name: value` for each header whose value a command prints (its output, stripped)."""
-    lines = []
+def header_values(commands: dict[str, list[str]], root: Path, what: str) -> dict[str, str]:
+    """Each header's value, what its command prints (stripped): one line."""
+    values = {}
     for name, command in commands.items():
         value = command_output(tuple(command), root, f"{what}.{name}").strip()
         if "\n" in value or "\r" in value:
             raise OutputError(f"{what}.{name}: the output is more than one line")
-        lines.append(f"{name}: {value}")
-    return lines
+        values[name] = value
+    return values

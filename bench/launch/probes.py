@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bench.launch.http_raw import RawHttpError, RawResponse, exchange, expand
-from bench.launch.outputs import OutputError, header_lines
+from bench.launch.outputs import OutputError, header_values
 from bench.launch.verify import Vectors, case_parts, differences
 
 
@@ -108,10 +108,7 @@ class HttpProbe:
         cases = case_parts(vectors, HttpRequest, HttpExpect, "http")
         problems: list[str] = []
         try:
-            extra = dict(
-                line.split(": ", 1)
-                for line in header_lines(spec.header_commands, Path.cwd(), "probe.header_commands")
-            )
+            extra = header_values(spec.header_commands, Path.cwd(), "probe.header_commands")
         except OutputError as e:
             return [str(e)]
         conn = http.client.HTTPConnection(host, port, timeout=timeout_s)

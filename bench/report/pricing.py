@@ -51,18 +51,25 @@ def _rate(point: LoadPoint) -> str:
     return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
 
 
+def _pairs(point: LoadPoint, base: LoadPoint) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """The trial figures of each trial index valid at both points: (point's, base's)."""
+    theirs = {t.index: t for t in base.trials if t.valid}
+    return [(_metrics(t), _metrics(theirs[t.index])) for t in point.trials
+            if t.valid and t.index in theirs]  # fmt: skip
+
+
+def _difference(
+    pairs: list[tuple[dict[str, float], dict[str, float]]], key: str
+) -> Estimate | None:
+    diffs = [mine[key] - other[key] for mine, other in pairs if key in mine and key in other]
+    return estimate(diffs) if diffs else None
+
+
 def paired_difference(point: LoadPoint, base: LoadPoint, key: str) -> Estimate | None:
     """The median of `key`'s trial-by-trial differences (point − base; a trial figure of
     `trial_metrics`, such as p99 or cpu_us_per_call), over the trial indexes valid in both and
     holding it, with its bootstrap interval; None without such a pair."""
-    theirs = {t.index: _metrics(t) for t in base.trials if t.valid}
-    diffs = []
-    for trial in point.trials:
-        other = theirs.get(trial.index)
-        mine = _metrics(trial) if trial.valid else {}
-        if other is not None and key in mine and key in other:
-            diffs.append(mine[key] - other[key])
-    return estimate(diffs) if diffs else None
+    return _difference(_pairs(point, base), key)
 
 
 def _metrics(trial: Trial) -> dict[str, float]:
@@ -92,8 +99,8 @@ def _points_by_rate(impl: ImplementationResult) -> dict[float | None, LoadPoint]
 def _priced(point: LoadPoint, other: LoadPoint) -> list[str]:
     """The p50, p99, its own CPU and the system's per call that point adds over other, paired
     by trial."""
-    keys = ("p50", "p99", "cpu_us_per_call", SYSTEM_CPU)
-    found = [paired_difference(point, other, k) for k in keys]
+    pairs = _pairs(point, other)
+    found = [_difference(pairs, k) for k in ("p50", "p99", "cpu_us_per_call", SYSTEM_CPU)]
     return [_signed(e) if e is not None else "—" for e in found]
 
 
