@@ -1,0 +1,1 @@
+"""The db pattern: a service whose cost is its database (README.md)."""
