@@ -144,3 +144,23 @@ func TestBodySharesTheDraw(t *testing.T) {
 		t.Errorf("renders %v", seen)
 	}
 }
+
+// {rand:LO..HI} takes every value from LO to HI, and no other.
+func TestRangeFromLow(t *testing.T) {
+	cfg := runConfig(t, "http://h:1/items/{rand:1..3}", 1, time.Second, HTTPClientRaw)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.space != 3 {
+		t.Fatalf("space %d, want 3", cfg.space)
+	}
+	tgt := newRawHTTPTarget(&cfg, nil)
+	seen := map[string]bool{}
+	for d := range cfg.space {
+		req := string(tgt.build(nil, d))
+		seen[req[len("GET "):strings.Index(req, " HTTP/1.1")]] = true
+	}
+	if len(seen) != 3 || !seen["/items/1"] || !seen["/items/3"] {
+		t.Errorf("renders %v", seen)
+	}
+}

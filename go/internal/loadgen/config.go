@@ -114,7 +114,7 @@ func ParseFlags(args []string) (Config, error) {
 		grpcReq string
 		vary    stringList
 	)
-	fs.StringVar(&cfg.URL, "url", "", "http://host:port/path (HTTP/1.1) or grpc://host:port; {rand:N} in the path and query is replaced per request by a random integer in [0, N)")
+	fs.StringVar(&cfg.URL, "url", "", "http://host:port/path (HTTP/1.1) or grpc://host:port; {rand:N} in the path and query is replaced per request by a random integer in [0, N), {rand:LO..HI} by one in [LO, HI]")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "target arrival rate in requests/s (required)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of the measured window, e.g. 30s (required)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "send at the target rate for this long before the window, without recording")
@@ -313,7 +313,7 @@ func compileVary(v GRPCVary) (varyField, error) {
 		f.str = tmpl
 	case VaryVarint:
 		switch {
-		case len(tmpl.ranges) == 1 && tmpl.parts[0] == "" && tmpl.parts[1] == "":
+		case len(tmpl.ranges) == 1 && tmpl.parts[0] == "" && tmpl.parts[1] == "" && tmpl.offsets[0] == 0:
 			f.n = tmpl.ranges[0]
 		case len(tmpl.ranges) == 0:
 			n, err := strconv.ParseUint(v.Template, 10, 64)
@@ -378,15 +378,18 @@ const (
 
 // textTemplate is text split around its {rand:N} placeholders.
 type textTemplate struct {
-	parts  []string // len(ranges)+1 literal pieces
-	ranges []uint64 // N of each placeholder
-	space  uint64   // product of ranges: the number of distinct renderings
-	lits   int      // total length of parts
+	parts   []string // len(ranges)+1 literal pieces
+	ranges  []uint64 // N of each placeholder: how many values it takes
+	offsets []uint64 // the least value of each: 0 for {rand:N}, LO for {rand:LO..HI}
+	space   uint64   // product of ranges: the number of distinct renderings
+	lits    int      // total length of parts
 }
 
 // parseText parses text whose {rand:N} placeholders, N ≥ 1, are replaced by
-// integers in [0, N). The product of all N must fit in 63 bits, because one
-// uniform draw in [0, product) picks all of them at once.
+// integers in [0, N), and whose {rand:LO..HI} placeholders, LO ≤ HI, by
+// integers in [LO, HI] (ids that start at 1). The product of all ranges must
+// fit in 63 bits, because one uniform draw in [0, product) picks all of them
+// at once.
 func parseText(raw string) (*textTemplate, error) {
 	t := &textTemplate{space: 1}
 	rest := raw
@@ -403,15 +406,16 @@ func parseText(raw string) (*textTemplate, error) {
 		if j < 0 {
 			return nil, fmt.Errorf("unterminated {rand:N} in %q", raw)
 		}
-		n, err := strconv.ParseUint(rest[:j], 10, 63)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("{rand:%s}: N must be a positive integer", rest[:j])
+		n, offset, err := parseRange(rest[:j])
+		if err != nil {
+			return nil, err
 		}
 		if t.space > math.MaxInt64/n {
 			return nil, fmt.Errorf("the {rand:N} ranges multiply to more than 2^63")
 		}
 		t.space *= n
 		t.ranges = append(t.ranges, n)
+		t.offsets = append(t.offsets, offset)
 		t.parts = append(t.parts, lit.String())
 		lit.Reset()
 		rest = rest[j+1:]
@@ -419,6 +423,23 @@ func parseText(raw string) (*textTemplate, error) {
 	t.parts = append(t.parts, lit.String())
 	t.count()
 	return t, nil
+}
+
+// parseRange reads a placeholder's N, or LO..HI: (values it takes, least value).
+func parseRange(text string) (uint64, uint64, error) {
+	if lo, hi, ok := strings.Cut(text, ".."); ok {
+		low, err1 := strconv.ParseUint(lo, 10, 63)
+		high, err2 := strconv.ParseUint(hi, 10, 63)
+		if err1 != nil || err2 != nil || high < low || high-low == math.MaxInt64 {
+			return 0, 0, fmt.Errorf("{rand:%s}: LO..HI must be integers with LO ≤ HI", text)
+		}
+		return high - low + 1, low, nil
+	}
+	n, err := strconv.ParseUint(text, 10, 63)
+	if err != nil || n == 0 {
+		return 0, 0, fmt.Errorf("{rand:%s}: N must be a positive integer", text)
+	}
+	return n, 0, nil
 }
 
 // count sets lits from parts.
@@ -436,7 +457,7 @@ func (t *textTemplate) count() {
 func (t *textTemplate) appendTo(b []byte, draw uint64) ([]byte, uint64) {
 	b = append(b, t.parts[0]...)
 	for i, n := range t.ranges {
-		b = strconv.AppendUint(b, draw%n, 10)
+		b = strconv.AppendUint(b, draw%n+t.offsets[i], 10)
 		draw /= n
 		b = append(b, t.parts[i+1]...)
 	}
@@ -446,8 +467,8 @@ func (t *textTemplate) appendTo(b []byte, draw uint64) ([]byte, uint64) {
 // size is the length of the rendering for draw.
 func (t *textTemplate) size(draw uint64) int {
 	n := t.lits
-	for _, r := range t.ranges {
-		n += decimalDigits(draw % r)
+	for i, r := range t.ranges {
+		n += decimalDigits(draw%r + t.offsets[i])
 		draw /= r
 	}
 	return n

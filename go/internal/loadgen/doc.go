@@ -18,8 +18,9 @@
 // # Varying the request
 //
 // A {rand:N} placeholder, N ≥ 1, is replaced per request by an integer in
-// [0, N): in the URL's path and query, in --body, and in the values of
-// --grpc-vary. One uniform draw per request, from its own stream seeded by
+// [0, N), and a {rand:LO..HI} placeholder by one in [LO, HI] (ids that start
+// at 1): in the URL's path and query, in --body, and in the values of
+// --grpc-vary (a varint's: {rand:N} only). One uniform draw per request, from its own stream seeded by
 // --seed, covers all of them: each placeholder takes one mixed-radix digit
 // of it (the URL's first, then the body's, then each --grpc-vary's in order),
 // so they are independent and uniform, and the product of every N must fit
