@@ -16,7 +16,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 GO ?= go
-GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool go/bin/rpcgrpc go/bin/rpcrest go/bin/edge go/bin/edgetoken
+GO_BINARIES := go/bin/fanout go/bin/latencysim go/bin/loadgen go/bin/hello go/bin/workerpool go/bin/rpcgrpc go/bin/rpcrest go/bin/edge go/bin/edgetoken go/bin/dbpgx
 ACTIONLINT_VERSION := v1.7.7
 ACTIONLINT := .tools/actionlint
 GO_SOURCES := $(shell find go -name '*.go' -not -path 'go/bin/*' 2>/dev/null) go/go.mod go/go.sum
@@ -35,7 +35,7 @@ PROTO_GO := go/gen
 GHZ_VERSION := v0.121.0
 GHZ := .tools/ghz-$(GHZ_VERSION)/ghz
 
-.PHONY: help setup redis-server bench bench-gpu bench-engines test pytest gotest soak lint typecheck report gate proto clean
+.PHONY: help setup redis-server postgresql bench bench-gpu bench-engines test pytest gotest soak lint typecheck report gate proto clean
 
 help:
 	@echo "make bench      run the quick profile of every pattern and write a report"
@@ -68,7 +68,13 @@ redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
-setup: $(STAMP) $(GO_BINARIES) redis-server
+# PostgreSQL, for the db pattern: Debian's server programs, which the harness and the tests run
+# as their own processes on 127.0.0.1 (systems/db/postgres.py; the package's service is never used).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+setup: $(STAMP) $(GO_BINARIES) redis-server postgresql
 
 bench: setup
 	$(BIN)/patternbench run --all --profile quick

@@ -14,7 +14,8 @@ harness's interpreter), `root` (the repository), `run_dir` (the run's folder, wh
 leave files the run keeps, such as traces), `port` (the implementation's own), `metrics_port`
 (its `metrics = {port = N}`, when it serves metrics on a port of their own), and for each
 support process `S`: `S_urls` (comma-separated `http://127.0.0.1:PORT`), `S_addrs`
-(`127.0.0.1:PORT`, comma-separated) and `S_port` (its first port). A string that is exactly one
+(`127.0.0.1:PORT`, comma-separated), `S_port` (its first port) and `S_metrics_port` (its
+`metrics` port, else its first). A string that is exactly one
 placeholder takes the parameter's own type (`when = "{inprocess}"` is a boolean).
 """
 
@@ -120,6 +121,18 @@ class Support(_Model):
     setup: list[list[str]] = []
     reset: list[list[str]] = []
     gpu: bool = False
+    metrics: Metrics | None = Field(
+        default=None,
+        description="where it serves Prometheus metrics (`port`: one of its `ports`, else its "
+        "first): scraped around every measured window, beside the implementation's, into the "
+        "trial's server metrics (a relay's lag, a database's statement counts)",
+    )
+
+    @model_validator(mode="after")
+    def _metrics_port(self) -> Support:
+        if self.metrics and self.metrics.port is not None and self.metrics.port not in self.ports:
+            raise ValueError(f"metrics.port: {self.metrics.port} is not one of ports {self.ports}")
+        return self
 
 
 class Implementation(_Model):
@@ -191,6 +204,11 @@ class ScenarioTables(BaseModel):
         description="an implementation the report prices every other against: the latency each "
         "adds over it, trial by trial, and its CPU per call",
     )
+    per_request: list[str] = Field(
+        default=[],
+        description="counters of the system's or its supports' metrics (`name{labels}`, or a "
+        "name for the sum of its label sets) the report divides by the requests answered",
+    )
 
     def engines(self) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in (self.model_extra or {}).items() if isinstance(v, dict)}
@@ -238,7 +256,7 @@ class Pattern(_Model):
     def template_names(self) -> set[str]:
         names = set(self.params) | set(OPTIONAL_PARAMS) | set(BUILTIN_NAMES)
         for name in self.support:
-            names |= {f"{name}_urls", f"{name}_addrs", f"{name}_port"}
+            names |= {f"{name}_urls", f"{name}_addrs", f"{name}_port", f"{name}_metrics_port"}
         return names
 
     def resolve_params(self, profile: str, overrides: Mapping[str, str]) -> dict[str, ParamValue]:
@@ -267,7 +285,19 @@ class Pattern(_Model):
         self, engine: str, values: Mapping[str, object], implementation: str | None = None
     ) -> BaseModel:
         """The engine's `[scenario.<engine>]` table (the implementation's own when it has one),
-        rendered and checked by its model."""
+        rendered and checked by its model. A `workload` parameter naming a `[scenarios.<set>]`
+        gives every implementation that set's table instead (a profile's other workload)."""
+        workload = str(values.get("workload") or "")
+        if workload:
+            if workload not in self.scenarios:
+                known = ", ".join(self.scenarios) or "none"
+                raise CatalogError(
+                    f"{self.pattern}: workload: no [scenarios.{workload}] (known: {known})"
+                )
+            table = self.scenarios[workload].get(engine)
+            if table is None:
+                raise CatalogError(f"{self.pattern}: no [scenarios.{workload}.{engine}] table")
+            return self.kinds.engines[engine].model_validate(render_table(table, values))
         own = self.own_tables(implementation) if implementation else {}
         table = own.get(engine, self.scenario.engines().get(engine))
         if table is None:
@@ -362,6 +392,8 @@ def template_values(
         values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in ports)
         values[f"{name}_addrs"] = ",".join(f"127.0.0.1:{p}" for p in ports)
         values[f"{name}_port"] = ports[0]
+        metrics = support.metrics.port if support.metrics and support.metrics.port else None
+        values[f"{name}_metrics_port"] = metrics + port_offset if metrics else ports[0]
     return values
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from bench.catalog import CatalogError, Implementation, Pattern, Support, template_values
 from bench.models import first_error
 from bench.templates import placeholders, strings
+from bench.variants import parse_vary
 
 
 def check_templates(pattern: Pattern, raw: dict[str, Any], file: Path) -> None:
@@ -86,11 +87,20 @@ def check_profiles(pattern: Pattern, file: Path) -> None:
         except CatalogError as e:
             raise CatalogError(f"{file}: {where}.{e}") from None
         values = template_values(pattern, params)
-        for engine in pattern.scenario.engines():
+        try:
+            parse_vary(str(params.get("vary") or ""), params)
+        except CatalogError as e:
+            raise CatalogError(f"{file}: {where}.{e}") from None
+        workload = str(params.get("workload") or "")
+        engines = [str(params["engine"])] if workload else pattern.scenario.engines()
+        for engine in engines:
             try:
                 pattern.engine_table(engine, values)
             except ValidationError as e:
-                raise CatalogError(f"{file}: scenario.{engine}.{first_error(e)}") from None
+                table = f"scenarios.{workload}.{engine}" if workload else f"scenario.{engine}"
+                raise CatalogError(f"{file}: {table}.{first_error(e)}") from None
+            except CatalogError as e:
+                raise CatalogError(f"{file}: {where}: {str(e).split(': ', 1)[-1]}") from None
         for impl_name, impl in pattern.implementations.items():
             try:
                 pattern.admits_rps(impl_name, values)

@@ -49,12 +49,18 @@ def parts() -> Parts:
     from bench.run import Parts
     from bench.studies.ceiling import CeilingStudy
     from bench.studies.codec import CodecStudy
+    from bench.studies.fault import FaultStudy
     from bench.studies.pools import PoolStudy
 
     return Parts(
         engines={"loadgen": Loadgen(), "locust": Locust()},
         probes={"http": HttpProbe(), "grpc": GrpcProbe(), "tcp": TcpProbe()},
-        studies={"pools": PoolStudy(), "codec": CodecStudy(), "ceiling": CeilingStudy()},
+        studies={
+            "pools": PoolStudy(),
+            "codec": CodecStudy(),
+            "ceiling": CeilingStudy(),
+            "fault": FaultStudy(),
+        },
     )
 
 

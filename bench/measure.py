@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -40,6 +40,7 @@ class Measurement:
     #: The engine's table for each implementation (its own, or the pattern's).
     tables: Mapping[str, BaseModel]
     params: Mapping[str, ParamValue]
+    #: A variant's parameters (bench/variants.py), by name; the others run with `params`.
     loadgen_cpus: Sequence[int]
     logs: Path
     tools_root: Path
@@ -48,6 +49,8 @@ class Measurement:
     phase: Callable[[str, str, float | None], None]
     #: Called with (implementation, seconds done) while a trial runs.
     advance: Callable[[str, float], None]
+    #: A variant's parameters (bench/variants.py), by name; the others run with `params`.
+    params_of: Mapping[str, Mapping[str, ParamValue]] = field(default_factory=dict)
 
 
 def _load_spec(m: Measurement, name: str, rate: float | None, index: int) -> LoadSpec:
@@ -91,7 +94,7 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
     """Start the implementation afresh, measure one window, stop it."""
     p = m.params
     window_s = float(p["warmup_s"]) + float(p["duration_s"])
-    started = m.deployment.start(name, p, "measure")
+    started = m.deployment.start(name, m.params_of.get(name, p), "measure")
     try:
         proc = started.system()
         window = SystemWindow(
@@ -99,6 +102,7 @@ def trial(m: Measurement, name: str, rate: float | None, index: int, trials: int
             m.deployment.metrics_url(name),
             float(p["cooldown_s"]),
             parts=m.deployment.system_parts(name, started),
+            support_metrics=m.deployment.support_metrics(name),
         )
         spec = _load_spec(m, name, rate, index)
         at = f"{rate:g} req/s, " if rate is not None else ""

@@ -107,6 +107,11 @@ class Scenario(_Model):
         description="the implementation the report prices every other against (system.toml's "
         "`[scenario] baseline`)",
     )
+    per_request: list[str] = Field(
+        default=[],
+        description="counters the report divides by the requests answered (system.toml's "
+        "`[scenario] per_request`)",
+    )
 
 
 class Percentiles(_Model):

@@ -39,6 +39,8 @@ OPTIONAL_PARAMS: dict[str, ParamValue] = {
     "budget_s": 0.0,  # a profile's time budget for the measured trials; 0: none
     "cooldown_s": 2.0,  # no load after a trial's window, then the system's RSS again; 0: none
     "implementations": "",  # measured when --impl names none, comma-separated; empty: all
+    "vary": "",  # each implementation at these values of its parameters (bench/variants.py)
+    "workload": "",  # a [scenarios.<set>] every implementation takes (bench/catalog.py)
 }
 _CHOICES = {
     "load_model": ("open-loop", "closed-loop"),

@@ -37,6 +37,7 @@ from bench.models import (
     CpuSets,
     ImplementationResult,
     LoadPoint,
+    ParamValue,
     RunResult,
     Scenario,
     SloSearch,
@@ -48,6 +49,8 @@ from bench.stats import slo as slo_
 from bench.stats.summary import slo_point
 from bench.store import save_run
 from bench.studies.base import StudyContext, StudyKind
+from bench.templates import render_table
+from bench.variants import expand
 
 #: Where a rate-limited implementation's admission is checked: at twice its limit.
 ADMISSION_FACTOR = 2.0
@@ -135,6 +138,8 @@ class PatternRun:
             raise LookupError(
                 f"--impl {unknown[0]}: {pattern.pattern} has no such implementation ({known})"
             )
+        pattern, names, self.variant_params = expand(pattern, names, params)
+        self.pattern = pattern
         self.names = names
         self.open_loop = params["load_model"] == "open-loop"
         self.slo = slo_.Slo.parse(str(params["slo"])) if params["slo"] else None
@@ -152,7 +157,7 @@ class PatternRun:
         if self.open_loop and not self.find_max:
             values = template_values(pattern, params)
             for name in names:
-                limit = pattern.admits_rps(name, values)
+                limit = pattern.admits_rps(name, {**values, **self.variant_params.get(name, {})})
                 if limit is not None and ADMISSION_FACTOR * limit not in self.rates:
                     self.admission[name] = ADMISSION_FACTOR * limit
         self.budget: Budget = plan_budget(
@@ -176,11 +181,22 @@ class PatternRun:
         )
         self.values = self.deploy.values(self.params, None)
         try:
-            self.tables = {n: pattern.engine_table(self.engine_name, self.values, n) for n in names}
+            self.tables = {
+                n: pattern.engine_table(self.engine_name, self._values(n), n) for n in names
+            }
         except ValidationError as e:
             raise CatalogError(
                 f"{pattern.pattern}: scenario.{self.engine_name}.{first_error(e)}"
             ) from None
+
+    def _params(self, name: str) -> Mapping[str, ParamValue]:
+        """A variant's parameters (bench/variants.py), else the run's."""
+        if name in self.variant_params:
+            return {**self.params, **self.variant_params[name], **self.budget.changes}
+        return self.params
+
+    def _values(self, name: str) -> dict[str, object]:
+        return self.deploy.values(self._params(name), None)
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -211,7 +227,7 @@ class PatternRun:
         except VectorsError as e:
             raise ImplFailed(str(e)) from None
         self.progress.phase(name, "verifying")
-        started = self.deploy.start(name, {**self.params, **vectors.params}, "verify")
+        started = self.deploy.start(name, {**self._params(name), **vectors.params}, "verify")
         try:
             return self.deploy.verify(name, vectors)
         except VectorsError as e:
@@ -226,6 +242,7 @@ class PatternRun:
             engine=self.engine,
             tables=self.tables,
             params=self.params,
+            params_of={n: self._params(n) for n in self.variant_params},
             loadgen_cpus=self.options.cpusets.loadgen,
             logs=self.run_dir / "logs",
             tools_root=self.tools_root,
@@ -338,6 +355,9 @@ class PatternRun:
             server_latency_parts=self.pattern.scenario.server_latency_parts,
             server_histograms=self.pattern.scenario.server_histograms,
             baseline=self.pattern.scenario.baseline,
+            per_request=[
+                str(render_table(c, self.values)) for c in self.pattern.scenario.per_request
+            ],
         )
 
     def _engine_spec(self) -> dict[str, object]:
@@ -369,7 +389,7 @@ class PatternRun:
             points=points.get(name, []),
             device=self.deploy.device(name),
             labels=impl.labels,
-            admits_rps=self.pattern.admits_rps(name, self.deploy.values(self.params, None)),
+            admits_rps=self.pattern.admits_rps(name, self._values(name)),
         )
         if name in self.failures:
             e = self.failures[name]

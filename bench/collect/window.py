@@ -34,6 +34,10 @@ class SystemWindow:
     support on the system's CPUs): their trees are sampled over the same window, into
     `parts_process`.
 
+    `support_metrics` are the /metrics of supports that serve them (a relay, a database's
+    counts), by support: scraped at the same two moments, their deltas merged into `metrics`. One
+    that does not answer leaves its series out and says so in `metrics_error`.
+
     `cool_down()`, called once the load generator has stopped, waits `cooldown_s` and samples the
     tree's RSS again: what a service keeps of a load after it (a pool that grew and never shrinks,
     a leak) shows there, where the peak alone cannot tell it from a transient.
@@ -50,8 +54,11 @@ class SystemWindow:
         metrics_url: str | None,
         cooldown_s: float = COOLDOWN_S,
         parts: dict[str, RunningProcess] | None = None,
+        support_metrics: dict[str, str] | None = None,
     ) -> None:
         self._proc = proc
+        self._support_urls = dict(support_metrics or {})
+        self._support_before: dict[str, str] = {}
         self._parts = dict(parts or {})
         self._part_samplers: dict[str, TreeSampler] = {}
         self.parts_process: dict[str, ProcessStats] = {}
@@ -77,8 +84,19 @@ class SystemWindow:
             self.metrics_error = f"/metrics did not answer when the window {when}: {e}"
             return None
 
+    def _scrape_supports(self, when: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, url in self._support_urls.items():
+            try:
+                found[name] = scrape(url, timeout_s=self.SCRAPE_TIMEOUT_S)
+            except OSError as e:
+                problem = f"support {name}'s /metrics did not answer when the window {when}: {e}"
+                self.metrics_error = "; ".join(filter(None, [self.metrics_error, problem]))
+        return found
+
     def open(self) -> None:
         self._before = self._scrape("opened")
+        self._support_before = self._scrape_supports("opened")
         try:
             self._sampler = TreeSampler(self._proc.pid)
         except psutil.NoSuchProcess:
@@ -99,8 +117,12 @@ class SystemWindow:
         self.process = self._sampler.stop()
         self.parts_process = {name: s.stop() for name, s in self._part_samplers.items()}
         after = self._scrape("closed")
+        supports_after = self._scrape_supports("closed")
         if self._before is not None and after is not None:
             self.metrics = metric_deltas(self._before, after)
+        for name, text in supports_after.items():
+            if name in self._support_before:
+                self.metrics |= metric_deltas(self._support_before[name], text)
 
     def cool_down(self) -> None:
         """After the load: wait `cooldown_s`, then record the tree's RSS in `process`.

@@ -143,6 +143,16 @@ class Deployment:
         port = self.ports([endpoint.port])[0] if endpoint.port is not None else self.port(name)
         return f"http://{HOST}:{port}{endpoint.path}"
 
+    def support_metrics(self, name: str) -> dict[str, str]:
+        """The /metrics URLs of the supports `name` needs that serve metrics, by support."""
+        urls: dict[str, str] = {}
+        for support in self.pattern.implementations[name].needs:
+            spec = self.pattern.support[support]
+            if spec.metrics is not None:
+                port = spec.metrics.port if spec.metrics.port is not None else spec.ports[0]
+                urls[support] = f"http://{HOST}:{self.ports([port])[0]}{spec.metrics.path}"
+        return urls
+
     def needs(self, name: str, scope: str) -> list[str]:
         impl = self.pattern.implementations[name]
         return [s for s in impl.needs if self.pattern.support[s].scope == scope]

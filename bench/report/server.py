@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from bench.collect.prometheus import histogram_buckets
+from bench.collect.prometheus import histogram_buckets, histogram_quantile_bounds
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
 from bench.report.sections import ReportSection
 from bench.stats.summary import estimate
@@ -174,7 +174,7 @@ def _bucket_label(lower: float, upper: float) -> str:
 
 def histogram_section(run: RunResult, name: str) -> list[str]:
     """One histogram's mean and bucket shares per implementation and rate (all trials pooled)."""
-    rows: list[tuple[str, str, Estimate | None, list[tuple[float, float, float]]]] = []
+    rows: list[tuple[str, str, Estimate | None, str, list[tuple[float, float, float]]]] = []
     for impl, point in _measured(run):
         pooled: dict[str, float] = {}
         for t in _valid(point):
@@ -184,23 +184,26 @@ def histogram_section(run: RunResult, name: str) -> list[str]:
         shares = bucket_shares(pooled, name)
         if shares:
             mean = _estimate(point, lambda t: histogram_mean(t.server_metrics, name))
-            rows.append((impl.name, _rate(point), mean, shares))
+            p99 = histogram_quantile_bounds(pooled, name, 0.99)
+            within = "—" if p99 is None else _bucket_label(*p99)
+            rows.append((impl.name, _rate(point), mean, within, shares))
     if not rows:
         return []
-    bounds = [(lo, up) for lo, up, _ in rows[0][3]]
-    used = [k for k, _ in enumerate(bounds) if any(r[3][k][2] > 0 for r in rows if len(r[3]) > k)]
-    head = ["implementation", "target req/s", "mean", *(_bucket_label(*bounds[k]) for k in used)]
+    bounds = [(lo, up) for lo, up, _ in rows[0][4]]
+    used = [k for k, _ in enumerate(bounds) if any(r[4][k][2] > 0 for r in rows if len(r[4]) > k)]
+    head = ["implementation", "target req/s", "mean", "p99 within",
+            *(_bucket_label(*bounds[k]) for k in used)]  # fmt: skip
     lines = [f"## Distribution of `{name}`", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]  # fmt: skip
-    for impl_name, rate, mean, shares in rows:
+    for impl_name, rate, mean, within, shares in rows:
         m = "—" if mean is None else _plain(mean)
         cells = [f"{shares[k][2]:.0%}" if k < len(shares) else "—" for k in used]
-        lines.append("| " + " | ".join([impl_name, rate, m, *cells]) + " |")
+        lines.append("| " + " | ".join([impl_name, rate, m, within, *cells]) + " |")
     lines += [
         "",
         "Share of the observations in each bucket of the system's histogram (its upper bounds "
-        "head the columns; all valid trials of a point pooled), and the mean (its sum over its "
-        "count, median of the trials).",
+        "head the columns; all valid trials of a point pooled), the mean (its sum over its "
+        "count, median of the trials) and the bucket the pooled p99 lies in.",
         "",
     ]
     return lines

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.models import RunResult
-from bench.report import calls, pricing, server
+from bench.report import calls, per_request, pricing, server
 from bench.report.html import to_html
 from bench.report.markdown import CURVE_PNG, render_markdown, spectrum_png
 from bench.report.plots import latency_spectrum, throughput_latency
@@ -31,7 +31,13 @@ def render(
         if latency_spectrum(run, rate, run_dir / png):
             title = f"latency by percentile at {rate:g} req/s" if rate else "latency by percentile"
             spectra.append((title, png))
-    sections = [calls.section(run), pricing.section(run), server.section(run), *sections]
+    sections = [
+        calls.section(run),
+        pricing.section(run),
+        server.section(run),
+        per_request.section(run),
+        *sections,
+    ]
     reading = [line for s in sections for line in s.reading]
     lines = [line for s in sections for line in s.lines]
     text = render_markdown(run, curve, spectra, reading, lines)
