@@ -5,11 +5,11 @@ A pattern names a checking script and its targets in its `[studies.<name>]` tabl
     [studies.restart]
     kind = "fault"
     when = "{restart_check}"
-    script = "systems/db/restart_check.py"
+    script = "systems/<pattern>/restart_check.py"
     args = ["--rate", "{restart_rate}", ...]
-    title = "A database restart under writes"
+    title = "A restart under writes"
     [studies.restart.targets]
-    python-asyncpg = ["{{python}}", "-m", "systems.db.service", "--listen", "127.0.0.1:{{port}}", …]
+    python = ["{{python}}", "-m", "systems.<pattern>.service", "--listen", "127.0.0.1:{{port}}", …]
 
 The kind runs the script once per target, pinned to the study's CPUs with nothing else of the
 harness running, as `python SCRIPT --name TARGET --command JSON --logs DIR *args`; the script

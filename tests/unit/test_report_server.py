@@ -77,8 +77,8 @@ def test_a_histogram_is_shown_per_rate_with_its_mean() -> None:
     text = "\n".join(section(run_with(metrics, server_histograms=["svc_batch_size"])).lines)
     assert "## Distribution of `svc_batch_size`" in text
     # Only buckets someone fell in are columns: 1, 2, 9 to 16.
-    assert "| implementation | target req/s | mean | 1 | 2 | 9 to 16 |" in text
-    assert "| svc | 500 | 5.25 | 25% | 50% | 25% |" in text
+    assert "| implementation | target req/s | mean | p99 within | 1 | 2 | 9 to 16 |" in text
+    assert "| svc | 500 | 5.25 | 9 to 16 | 25% | 50% | 25% |" in text
 
 
 def test_nothing_is_written_when_the_scenario_names_nothing() -> None:
