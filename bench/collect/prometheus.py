@@ -59,14 +59,22 @@ _LE = re.compile(r'le="([^"]+)"')
 
 def histogram_buckets(metrics: dict[str, float], name: str) -> list[tuple[float, float]]:
     """A histogram's cumulative buckets, (upper bound, count) by bound, from `name_bucket{le=…}`
-    samples (the last bound is inf)."""
-    buckets: list[tuple[float, float]] = []
+    samples (the last bound is inf): summed over its other labels (a route, a status code), the
+    histogram of every request, as Prometheus's `sum by (le)` gives it."""
+    buckets: dict[float, float] = {}
     for key, count in metrics.items():
         if key.startswith(f"{name}_bucket{{"):
             match = _LE.search(key)
             if match:
-                buckets.append((float(match.group(1)), count))
-    return sorted(buckets)
+                bound = float(match.group(1))
+                buckets[bound] = buckets.get(bound, 0.0) + count
+    return sorted(buckets.items())
+
+
+def series_total(metrics: dict[str, float], name: str) -> float | None:
+    """A series summed over its labels (`name` alone, or every `name{…}`); None when absent."""
+    found = [v for k, v in metrics.items() if k == name or k.startswith(name + "{")]
+    return sum(found) if found else None
 
 
 def histogram_quantile_bounds(

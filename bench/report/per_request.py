@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.collect.prometheus import series_total
 from bench.models import Estimate, LoadPoint, RunResult, Trial
 from bench.report.sections import ReportSection
 from bench.stats.headroom import split_errors
@@ -104,8 +105,7 @@ def counted(metrics: dict[str, float], spec: str) -> float | None:
     """A counter's delta: the exact `name{labels}` key, or a bare name summed over its labels."""
     if "{" in spec:
         return metrics.get(spec)
-    found = [v for k, v in metrics.items() if k == spec or k.startswith(spec + "{")]
-    return sum(found) if found else None
+    return series_total(metrics, spec)
 
 
 def per_request(t: Trial, spec: str) -> float | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from bench.collect.prometheus import histogram_buckets, histogram_quantile_bounds
+from bench.collect.prometheus import histogram_buckets, histogram_quantile_bounds, series_total
 from bench.models import Estimate, ImplementationResult, LoadPoint, RunResult, Trial
 from bench.report.sections import ReportSection
 from bench.stats.summary import estimate
@@ -35,9 +35,10 @@ MAX_REFUSED = 0.01
 
 
 def histogram_mean(metrics: dict[str, float], name: str) -> float | None:
-    """The mean of one histogram's observations in a trial's deltas; None without any."""
-    count = metrics.get(f"{name}_count", 0.0)
-    total = metrics.get(f"{name}_sum")
+    """The mean of one histogram's observations in a trial's deltas (over all its label sets);
+    None without any."""
+    count = series_total(metrics, f"{name}_count") or 0.0
+    total = series_total(metrics, f"{name}_sum")
     if count <= 0 or total is None:
         return None
     return total / count

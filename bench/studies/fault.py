@@ -136,12 +136,12 @@ def section(study: Study) -> ReportSection:
         for n, found in targets.items():
             failed = [k for k, v in found.get("checks", {}).items() if not passed(v)]
             if failed:
-                reading.append(f"**{title}: {n} failed** {', '.join(failed)}.")
+                reading.append(f"- **{title}: {n} failed** {', '.join(failed)}.")
         survived = [n for n, f in targets.items()
                     if all(passed(v) for v in f.get("checks", {}).values())]  # fmt: skip
         if survived:
-            reading.append(f"{title}: survived by {', '.join(survived)} (every check passed).")
+            reading.append(f"- {title}: survived by {', '.join(survived)} (every check passed).")
     for error in study.errors:
         lines.append(f"- could not check {error}")
-        reading.append(f"**{title}: not checked** for {error}")
+        reading.append(f"- **{title}: not checked** for {error}")
     return ReportSection(reading=reading, lines=[*lines, ""])
