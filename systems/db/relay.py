@@ -32,8 +32,8 @@ import structlog
 from aiohttp import web
 
 from systems import serving
+from systems.db.logs import configure_logging, describe
 from systems.db.metrics import RelayMetrics
-from systems.db.store import configure_logging, describe
 
 PROG: Final = "db-relay"
 APPLICATION_NAME: Final = "patternbench-db-relay"

@@ -32,6 +32,7 @@ import structlog
 from aiohttp import http_exceptions, web
 
 from systems import serving
+from systems.db.logs import configure_logging, describe
 from systems.db.metrics import Metrics
 from systems.db.request import (
     MAX_BODY,
@@ -48,8 +49,6 @@ from systems.db.store import (
     Shortfall,
     Store,
     Unavailable,
-    configure_logging,
-    describe,
 )
 from systems.serving import error_body, json_response
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +31,7 @@ import msgspec
 import structlog
 from asyncpg import exceptions as pg
 
+from systems.db.logs import describe
 from systems.db.metrics import Metrics
 from systems.db.request import Mode, Order
 from systems.http_limits import SetupError
@@ -58,11 +58,15 @@ _NO_CONNECTION: Final = "no database connection free within {} ms, retry later"
 
 ITEM: Final = "SELECT id, name, price_cents, stock FROM items WHERE id = $1"
 ITEMS_ANY: Final = "SELECT id, name, price_cents, stock FROM items WHERE id = ANY($1::bigint[])"
+#: Every line's stock in one statement, as go-pgx does it: the rows are locked in ascending id (a
+#: nested loop over unnest into the primary key), so concurrent orders cannot deadlock.
 TAKE_STOCK: Final = (
-    "UPDATE items SET stock = stock - $2 WHERE id = $1 AND stock >= $2 RETURNING price_cents"
+    "UPDATE items AS i SET stock = i.stock - l.quantity"
+    " FROM unnest($1::bigint[], $2::integer[]) AS l(item_id, quantity)"
+    " WHERE i.id = l.item_id AND i.stock >= l.quantity RETURNING i.id, i.price_cents"
 )
-#: Only after TAKE_STOCK found no row, observed with it: an unknown item (no row) or a shortfall.
-STOCK_OF: Final = "SELECT stock FROM items WHERE id = $1"
+#: Only after TAKE_STOCK left lines out, observed with it: an unknown item (no row) or a shortfall.
+STOCKS_OF: Final = "SELECT id, stock FROM items WHERE id = ANY($1::bigint[])"
 INSERT_ORDER: Final = "INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2) RETURNING id"
 INSERT_LINES: Final = (
     "INSERT INTO order_lines (order_id, item_id, quantity, price_cents)"
@@ -85,28 +89,6 @@ UNAVAILABLE_ERRORS: Final = (
 )
 #: Of those, the errors after which the connection is sound: any other closes it.
 _SESSION_SOUND: Final = (pg.QueryCanceledError, pg.TransactionRollbackError)
-
-
-def configure_logging() -> None:
-    """structlog as one JSON line per event on stderr, at INFO and above (both processes)."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    # The pool's own retries of its connection floor would log a traceback each; ours suffice.
-    logging.getLogger("asyncpg").setLevel(logging.CRITICAL)
-
-
-def describe(exc: BaseException) -> str:
-    """An error as one short line for the log."""
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:200]
 
 
 # --- what the store answers ---------------------------------------------------------------------
@@ -306,18 +288,26 @@ class Store:
 
     async def _write(self, conn: Conn, order: Order) -> Placed:
         query = self._query
-        lines: list[PricedLine] = []
-        for line in order.lines:
-            start = time.perf_counter()
-            price = await conn.fetchval(TAKE_STOCK, line.item_id, line.quantity)
-            if price is None:
-                stock = await conn.fetchval(STOCK_OF, line.item_id)
-                query["take_stock"].observe(time.perf_counter() - start)
-                if stock is None:
-                    raise NoSuchItem(line.item_id)
-                raise Shortfall(line.item_id, stock, line.quantity)
+        start = time.perf_counter()
+        taken = await conn.fetch(
+            TAKE_STOCK,
+            [line.item_id for line in order.lines],
+            [line.quantity for line in order.lines],
+        )
+        prices: dict[int, int] = {row["id"]: row["price_cents"] for row in taken}
+        left_out = sorted((line for line in order.lines if line.item_id not in prices),
+                          key=lambda line: line.item_id)  # fmt: skip
+        if left_out:
+            rows = await conn.fetch(STOCKS_OF, [line.item_id for line in left_out])
             query["take_stock"].observe(time.perf_counter() - start)
-            lines.append(PricedLine(line.item_id, line.quantity, price))
+            stocks: dict[int, int] = {row["id"]: row["stock"] for row in rows}
+            first = left_out[0]  # the lowest id that failed, as go-pgx reports it
+            if first.item_id not in stocks:
+                raise NoSuchItem(first.item_id)
+            raise Shortfall(first.item_id, stocks[first.item_id], first.quantity)
+        query["take_stock"].observe(time.perf_counter() - start)
+        lines = [PricedLine(line.item_id, line.quantity, prices[line.item_id])
+                 for line in order.lines]  # fmt: skip
         total = sum(line.quantity * line.price_cents for line in lines)
 
         start = time.perf_counter()
