@@ -81,7 +81,7 @@ def test_unknown_pattern_impl_and_param_are_usage_errors() -> None:
     done = patternbench("run", "nope")
     assert (done.returncode, done.stderr.strip()) == (
         2,
-        "patternbench: no pattern 'nope' (known: edge, fanout, inference, rpc, workerpool)",
+        "patternbench: no pattern 'nope' (known: db, edge, fanout, inference, rpc, workerpool)",
     )
     done = patternbench("run", "fanout", "--impl", "rust")
     assert done.returncode == 2

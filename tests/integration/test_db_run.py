@@ -67,3 +67,25 @@ def test_writes_at_two_pool_sizes(options: Callable[..., RunOptions], port_offse
         assert heading in text, heading
     assert "| postgres µs | relay µs |" in text
     assert "**pool_size: 2 vs 8**" in text
+
+
+@shared_machine
+def test_the_mixed_load_through_locust(options: Callable[..., RunOptions]) -> None:
+    """The mixed profile's engine: Locust's open-loop users, reads and orders in one load."""
+    pattern = load_pattern(REPO / "systems" / "db" / "system.toml", REPO, PARTS.kinds())
+    params = {"rates": "60", "trials": "1", "engine": "locust", "write_share": "0.3",
+              "restart_check": "false", "slo": "p99<=500ms,errors<=1%"}  # fmt: skip
+    runner = PatternRun(pattern, options(["go-pgx"], **params), QuietProgress(), PARTS)
+    runner.execute()
+    result = load_run(runner.run_dir / "run.json")
+    (impl,) = result.implementations
+    assert impl.status == "ok", (impl.error, impl.verify_problems, impl.stderr_tail)
+    (trial,) = impl.points[0].trials
+    assert trial.load.engine == "locust"
+    assert trial.load.errors == 0, trial.load.error_kinds
+    m = trial.server_metrics
+    orders = m['db_request_duration_seconds_count{code="201",route="orders"}']
+    reads = m['db_request_duration_seconds_count{code="200",route="item"}']
+    # About 30% orders of what was answered (a seeded draw per request, a short window).
+    assert 0.15 < orders / (orders + reads) < 0.45, (orders, reads)
+    assert m['db_transactions_total{outcome="commit"}'] >= orders
