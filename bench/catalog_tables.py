@@ -73,10 +73,18 @@ class Support(_Model):
         "trial's server metrics (a relay's lag, a database's statement counts)",
     )
 
+    probe_port: int | None = Field(
+        default=None,
+        description="the port its probe checks, one of `ports` (default: the first): a launcher "
+        "whose readiness another port tells (a database's, once it answers queries)",
+    )
+
     @model_validator(mode="after")
-    def _metrics_port(self) -> Support:
+    def _ports_are_its_own(self) -> Support:
         if self.metrics and self.metrics.port is not None and self.metrics.port not in self.ports:
             raise ValueError(f"metrics.port: {self.metrics.port} is not one of ports {self.ports}")
+        if self.probe_port is not None and self.probe_port not in self.ports:
+            raise ValueError(f"probe_port: {self.probe_port} is not one of ports {self.ports}")
         return self
 
 

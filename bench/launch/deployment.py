@@ -174,8 +174,10 @@ class Deployment:
         ports: list[int],
         cpus: list[int],
         phase: str,
+        probe_port: int | None = None,
     ) -> RunningProcess:
         probe, spec = self._probe(member)
+        probed = probe_port if probe_port is not None else ports[0]
         env, _ = assign(member.gpu, self.gpus)
         launch = LaunchSpec(
             name=name,
@@ -183,8 +185,8 @@ class Deployment:
             cwd=self.pattern.root,
             cpus=cpus,
             ports=ports,
-            ready=lambda: probe.ready(spec, HOST, ports[0]),
-            ready_what=f"{_describe(member.probe)} on {HOST}:{ports[0]}",
+            ready=lambda: probe.ready(spec, HOST, probed),
+            ready_what=f"{_describe(member.probe)} on {HOST}:{probed}",
             ready_timeout_s=member.ready_timeout_s,
             log_path=self.run_dir / "logs" / f"{name}.{phase}.log",
             env=env,
@@ -199,7 +201,8 @@ class Deployment:
         command = render(support.command, self.values(params, ports[0]))
         try:
             cpus = self.cpus.system if support.cpus == "system" else self.cpus.support
-            return self._launch(name, support, command, ports, cpus, phase)
+            probe_port = self.ports([support.probe_port])[0] if support.probe_port else None
+            return self._launch(name, support, command, ports, cpus, phase, probe_port)
         except LaunchError as e:
             raise ImplFailed(f"support process {e}", e.stderr_tail) from None
 

@@ -12,6 +12,9 @@ from one connection as ``postgres`` (whose own statements are not counted under 
   ``pg_blocks_hit_total`` of the database (``pg_stat_database``);
 - ``pg_up`` (0 when the server does not answer: then nothing else), ``pg_restarts_total``
   (the launcher's SIGUSR1 restarts).
+
+``/healthz`` is 200 only while the database takes a query: the harness's readiness of the
+database, whether the launcher's own server or an existing one.
 """
 
 from __future__ import annotations
@@ -85,12 +88,31 @@ class Stats:
         return "\n".join([*lines, ""])
 
 
-def app(stats: Stats) -> web.Application:
+async def answers(dsn: str) -> bool:
+    """Whether the database at `dsn` takes a query now (a starting or stopped one does not)."""
+    try:
+        async with asyncio.timeout(QUERY_TIMEOUT_S):
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await conn.close()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        return False
+    return True
+
+
+def app(stats: Stats, health_dsn: str) -> web.Application:
+    """/metrics of `stats`; /healthz 200 while the database of `health_dsn` (one that exists
+    before the pattern's own is made: the server's `postgres`) answers, else 503."""
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=await stats.text(), content_type="text/plain", charset="utf-8")
 
     async def healthz(_: web.Request) -> web.Response:
-        return health_response()
+        if await answers(health_dsn):
+            return health_response()
+        return web.json_response({"status": "the database does not answer"}, status=503)
 
     application = web.Application()
     application.router.add_get("/metrics", metrics)

@@ -12,7 +12,9 @@ removed). SIGUSR1 restarts the server: a fast shutdown, ``--restart-pause-s`` of
 start on the same data — the fault the db pattern's restart check survives. On
 ``--metrics-port`` it serves ``/metrics`` (``systems.db.pgstats``: the statements per role from
 ``pg_stat_statements``, the commits) and ``/healthz``. A server that stops by itself ends the
-launcher with its exit status, so the harness sees a support that died.
+launcher with its exit status, so the harness sees a support that died. With
+``--external-env DATABASE_URL`` and that variable set, it starts no server: it serves the
+statistics of that existing one (``/healthz`` is 200 while it answers), and SIGUSR1 does nothing.
 
 ``setup`` (``systems/db/schema.py``) applies ``migrations/*.sql`` in order, each once, and seeds
 ``items`` with ``COPY`` when it does not hold the ``--items`` rows asked for.
@@ -39,6 +41,7 @@ from aiohttp import web
 
 from systems import serving
 from systems.db import pgstats
+from systems.db.dsn import chosen, external
 from systems.db.schema import SCARCE_STOCK as SCARCE_STOCK
 from systems.db.schema import SetupError
 from systems.db.schema import setup as setup
@@ -208,7 +211,9 @@ def launch_copy(cache: Path, port: int) -> tuple[Path, Path]:
 async def serve(args: argparse.Namespace, bin_dir: Path, data: Path) -> int:
     server = Server(bin_dir, data, args.port)
     stats = pgstats.Stats(f"postgresql://postgres@127.0.0.1:{args.port}/{DATABASE}")
-    runner = web.AppRunner(pgstats.app(stats))
+    runner = web.AppRunner(
+        pgstats.app(stats, f"postgresql://postgres@127.0.0.1:{args.port}/postgres")
+    )
     try:
         await server.start()
         await runner.setup()
@@ -256,6 +261,29 @@ async def _supervise(server: Server, stats: pgstats.Stats, pause_s: float) -> in
         return code if code else 1
 
 
+async def watch(args: argparse.Namespace, dsn: str) -> int:
+    """An existing server (`--external-env`'s): no server of our own, only its statistics."""
+    stats = pgstats.Stats(dsn)
+    runner = web.AppRunner(pgstats.app(stats, dsn))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(
+        signal.SIGUSR1,
+        lambda: print(f"{PROG}: an existing server is not restarted", file=sys.stderr, flush=True),
+    )
+    print(f"{PROG}: the server of ${args.external_env}: none of our own", file=sys.stderr)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", args.metrics_port).start()
+        await stop.wait()
+        return 0
+    finally:
+        await runner.cleanup()
+        await stats.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = serving.argument_parser(PROG, "PostgreSQL for the db pattern (README.md)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,18 +296,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where the template and the launches' copies live (default: %(default)s)",
     )
     run.add_argument("--restart-pause-s", type=float, default=1.0, help="down time of SIGUSR1")
+    run.add_argument(
+        "--external-env",
+        default="",
+        help="a variable (DATABASE_URL) whose value, when set, is an existing server to use "
+        "instead of one of our own: then only its statistics are served",
+    )
     prep = sub.add_parser("setup", help="create the database, migrate, seed")
     prep.add_argument("--dsn", required=True, help="a superuser's DSN of the database to make")
+    prep.add_argument("--dsn-env", default="", help="a variable whose value, when set, is the DSN")
     prep.add_argument("--items", type=serving.int_in(1), default=100_000)
     args = parser.parse_args(argv)
     try:
+        if args.command == "serve" and (existing := external(args.external_env)):
+            return asyncio.run(watch(args, existing))
         if args.command == "serve":
             bin_dir, data = launch_copy(Path(args.cache).resolve(), args.port)
             try:
                 return asyncio.run(serve(args, bin_dir, data))
             finally:
                 shutil.rmtree(data, ignore_errors=True)
-        print(asyncio.run(setup(args.dsn, args.items)))
+        print(asyncio.run(setup(chosen(args.dsn, args.dsn_env), args.items)))
         return 0
     except SetupError as e:
         print(f"{PROG}: {e}", file=sys.stderr)

@@ -32,6 +32,7 @@ import structlog
 from aiohttp import web
 
 from systems import serving
+from systems.db.dsn import chosen
 from systems.db.logs import configure_logging, describe
 from systems.db.metrics import RelayMetrics
 
@@ -75,12 +76,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     """The validated configuration, or exit 2 with one line naming the bad flag."""
     p = serving.argument_parser(PROG, __doc__)
     p.add_argument("--dsn", required=True)
+    p.add_argument("--dsn-env", default="", help="a variable whose value, when set, is the DSN")
     p.add_argument("--metrics-listen", type=serving.parse_listen, default=("127.0.0.1", 9187))
     p.add_argument("--batch", type=serving.int_in(1, 10_000), default=100)
     p.add_argument("--poll-ms", type=serving.int_in(1, 600_000), default=10)
     a = p.parse_args(argv)
     host, port = a.metrics_listen
-    return Config(dsn=a.dsn, host=host, port=port, batch=a.batch, poll_ms=a.poll_ms)
+    return Config(
+        dsn=chosen(a.dsn, a.dsn_env), host=host, port=port, batch=a.batch, poll_ms=a.poll_ms
+    )
 
 
 if TYPE_CHECKING:  # generic in the stubs only

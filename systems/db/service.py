@@ -32,6 +32,7 @@ import structlog
 from aiohttp import http_exceptions, web
 
 from systems import serving
+from systems.db.dsn import chosen
 from systems.db.logs import configure_logging, describe
 from systems.db.metrics import Metrics
 from systems.db.request import (
@@ -96,6 +97,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     p = serving.argument_parser(PROG, __doc__)
     p.add_argument("--listen", type=serving.parse_listen, default=("127.0.0.1", 8080))
     p.add_argument("--dsn", default=DEFAULT_DSN)
+    p.add_argument("--dsn-env", default="", help="a variable whose value, when set, is the DSN")
     p.add_argument("--pool-size", type=serving.int_in(1, MAX_POOL), default=16)
     p.add_argument("--items", type=serving.int_in(1, MAX_ID), default=100_000)
     p.add_argument("--acquire-timeout-ms", type=serving.int_in(1, MAX_TIMEOUT_MS), default=2000)
@@ -104,7 +106,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     return Config(
         host=a.listen[0],
         port=a.listen[1],
-        dsn=a.dsn,
+        dsn=chosen(a.dsn, a.dsn_env),
         pool_size=a.pool_size,
         items=a.items,
         acquire_timeout_ms=a.acquire_timeout_ms,

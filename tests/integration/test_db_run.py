@@ -16,6 +16,7 @@ from bench.report.write import render
 from bench.run import PatternRun, QuietProgress, RunOptions
 from bench.store import load_run
 from tests.integration.conftest import REPO, shared_machine
+from tests.integration.db_stack import start_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("go_binaries")]
 
@@ -89,3 +90,31 @@ def test_the_mixed_load_through_locust(options: Callable[..., RunOptions]) -> No
     # About 30% orders of what was answered (a seeded draw per request, a short window).
     assert 0.15 < orders / (orders + reads) < 0.45, (orders, reads)
     assert m['db_transactions_total{outcome="commit"}'] >= orders
+
+
+@shared_machine
+def test_an_existing_server_given_by_database_url(
+    options: Callable[..., RunOptions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DATABASE_URL set: the run starts no PostgreSQL of its own; everything uses that one."""
+    db = start_database()
+    try:
+        monkeypatch.setenv("DATABASE_URL", db.dsn())
+        before = db.counted("postgres")
+        pattern = load_pattern(REPO / "systems" / "db" / "system.toml", REPO, PARTS.kinds())
+        params = {"rates": "100", "trials": "1", "restart_check": "false"}
+        runner = PatternRun(pattern, options(["go-pgx"], **params), QuietProgress(), PARTS)
+        runner.execute()
+        result = load_run(runner.run_dir / "run.json")
+        (impl,) = result.implementations
+        assert impl.status == "ok", (impl.error, impl.verify_problems, impl.stderr_tail)
+        (trial,) = impl.points[0].trials
+        assert trial.load.errors == 0, trial.load.error_kinds
+        # The services connected as the URL's user, and that server counted their statements.
+        served = trial.server_metrics['pg_statements_calls_total{role="postgres"}']
+        assert served >= trial.load.requests
+        assert db.counted("postgres") - before >= trial.load.requests
+        log = (runner.run_dir / "logs" / "postgres.run.log").read_text()
+        assert "the server of $DATABASE_URL: none of our own" in log
+    finally:
+        db.proc.stop()

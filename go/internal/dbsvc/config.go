@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -54,12 +55,14 @@ func ParseFlags(name string, args []string) (Config, error) {
 	fs.SetOutput(io.Discard)
 	var (
 		listen, dsn       string
+		dsnEnv            string
 		poolSize          int
 		items             int64
 		acquireMs, stmtMs int
 	)
 	fs.StringVar(&listen, "listen", DefaultListen, "address to serve on (host:port)")
 	fs.StringVar(&dsn, "dsn", DefaultDSN, "the database (postgresql://USER@HOST:PORT/DB or key=value pairs)")
+	fs.StringVar(&dsnEnv, "dsn-env", "", "an environment variable whose value, when set and not empty, is the DSN instead (DATABASE_URL: an existing server)")
 	fs.IntVar(&poolSize, "pool-size", DefaultPoolSize, fmt.Sprintf("pooled connections, min = max, 1-%d", MaxPoolSize))
 	fs.Int64Var(&items, "items", DefaultItems, "the seeded item count: count= draws ids from 1 to it")
 	fs.IntVar(&acquireMs, "acquire-timeout-ms", DefaultAcquireTimeoutMs,
@@ -77,6 +80,9 @@ func ParseFlags(name string, args []string) (Config, error) {
 		return Config{}, fmt.Errorf("--acquire-timeout-ms: must be 1 to %d, got %d", maxTimeoutMs, acquireMs)
 	case stmtMs < 1 || stmtMs > maxTimeoutMs:
 		return Config{}, fmt.Errorf("--statement-timeout-ms: must be 1 to %d, got %d", maxTimeoutMs, stmtMs)
+	}
+	if v := lookupDSN(dsnEnv); v != "" {
+		dsn = v
 	}
 	cfg := Config{
 		Listen:           listen,
@@ -131,4 +137,13 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 		cc.RuntimeParams["application_name"] = "dbpgx"
 	}
 	return pc, nil
+}
+
+// lookupDSN is the value of the environment variable name, when name is
+// given and the variable set; else "".
+func lookupDSN(name string) string {
+	if name == "" {
+		return ""
+	}
+	return os.Getenv(name)
 }

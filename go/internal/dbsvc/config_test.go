@@ -56,3 +56,23 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// --dsn-env names a variable whose value, when set, is the DSN instead of --dsn.
+func TestDSNFromTheEnvironment(t *testing.T) {
+	t.Setenv("PB_TEST_DSN", "postgresql://u@db.example:6543/x")
+	cfg, err := ParseFlags("dbpgx", []string{"--dsn", "postgresql://a@127.0.0.1:1/b", "--dsn-env", "PB_TEST_DSN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DSN != "postgresql://u@db.example:6543/x" {
+		t.Errorf("DSN %q, want the environment's", cfg.DSN)
+	}
+	t.Setenv("PB_TEST_DSN", "")
+	cfg, err = ParseFlags("dbpgx", []string{"--dsn", "postgresql://a@127.0.0.1:1/b", "--dsn-env", "PB_TEST_DSN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DSN != "postgresql://a@127.0.0.1:1/b" {
+		t.Errorf("DSN %q, want --dsn's when the variable is empty", cfg.DSN)
+	}
+}
