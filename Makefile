@@ -104,7 +104,7 @@ gate: setup
 test: lint typecheck pytest gotest
 
 pytest: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 gotest: redis-server
 	cd go && $(GO) test -race -count=1 ./...

@@ -52,6 +52,35 @@ def error_response(
     return json_response(status, error_body(code, message), headers)
 
 
+class Failure(Exception):
+    """An answer other than the route's own: its status and prebuilt envelope; ``close`` the
+    connection after it (a body left unread)."""
+
+    def __init__(self, status: int, body: bytes, *, close: bool = False) -> None:
+        self.status, self.body, self.close = status, body, close
+
+    def response(self) -> web.Response:
+        response = json_response(self.status, self.body)
+        if self.close:
+            response.force_close()
+        return response
+
+
+def json_kind(value: object) -> str:
+    """What a parsed JSON value is, for a message: "an object", "an array", "a number" …"""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
 def health_response() -> web.Response:
     """``200 {"status":"ok"}``."""
     return json_response(200, HEALTHY)

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from systems.answers import json_kind
+
 #: An id: a decimal integer from 1 to 2^63 - 1 (PostgreSQL's bigint), at most 19 digits.
 MAX_ID: Final = 2**63 - 1
 #: At most this many ids a ``GET /items`` (by ``ids`` or ``count``).
@@ -137,20 +139,6 @@ class Order:
     lines: tuple[Line, ...]
 
 
-def _kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
-
-
 def _encodable(text: str) -> bool:
     try:
         text.encode()
@@ -178,7 +166,7 @@ def _integer(fields: dict[str, object], name: str, where: str, high: int) -> int
 def _line(index: int, value: object) -> Line:
     where = f"lines[{index}]"
     if not isinstance(value, dict):
-        raise InvalidArgument(f"{where}: not an object but {_kind(value)}")
+        raise InvalidArgument(f"{where}: not an object but {json_kind(value)}")
     _refuse_unknown(value, LINE_FIELDS, where)
     where += "."
     item_id = _integer(value, "item_id", where, MAX_ID)
@@ -199,14 +187,14 @@ def parse_order(body: bytes) -> Order:
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidArgument(f"body: not JSON: {str(exc)[:SHOWN]}") from None
     if not isinstance(value, dict):
-        raise InvalidArgument(f"body: not a JSON object but {_kind(value)}")
+        raise InvalidArgument(f"body: not a JSON object but {json_kind(value)}")
     _refuse_unknown(value, ORDER_FIELDS, "body")
 
     if "customer_id" not in value:
         raise InvalidArgument("customer_id: required")
     customer_id = value["customer_id"]
     if not isinstance(customer_id, str):
-        raise InvalidArgument(f"customer_id: not a string but {_kind(customer_id)}")
+        raise InvalidArgument(f"customer_id: not a string but {json_kind(customer_id)}")
     if not 1 <= len(customer_id) <= MAX_CUSTOMER_ID:
         raise InvalidArgument(
             f"customer_id: {len(customer_id)} characters, want 1 to {MAX_CUSTOMER_ID}"
@@ -219,7 +207,7 @@ def parse_order(body: bytes) -> Order:
         raise InvalidArgument("lines: required")
     raw_lines = value["lines"]
     if not isinstance(raw_lines, list):
-        raise InvalidArgument(f"lines: not an array but {_kind(raw_lines)}")
+        raise InvalidArgument(f"lines: not an array but {json_kind(raw_lines)}")
     if not 1 <= len(raw_lines) <= MAX_LINES:
         raise InvalidArgument(f"lines: {len(raw_lines)} lines, want 1 to {MAX_LINES}")
     lines = [_line(i, raw) for i, raw in enumerate(raw_lines)]

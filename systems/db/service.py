@@ -32,6 +32,7 @@ import structlog
 from aiohttp import http_exceptions, web
 
 from systems import serving
+from systems.answers import Failure
 from systems.db.dsn import chosen
 from systems.db.logs import configure_logging, describe
 from systems.db.metrics import Metrics
@@ -115,19 +116,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
-
-
-class Failure(Exception):
-    """An answer other than the route's own: its status and envelope; ``close`` the connection."""
-
-    def __init__(self, status: int, body: bytes, *, close: bool = False) -> None:
-        self.status, self.body, self.close = status, body, close
-
-    def response(self) -> web.Response:
-        response = json_response(self.status, self.body)
-        if self.close:
-            response.force_close()
-        return response
 
 
 def _not_allowed(method: str, allow: str) -> web.Response:

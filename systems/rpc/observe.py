@@ -25,13 +25,12 @@ answers UNKNOWN: a bug) is logged, with its request id, flags or not (``log_fail
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import grpc
 import structlog
@@ -39,7 +38,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from systems import serving
+from systems import json_logs, serving
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -116,19 +115,7 @@ def otlp_url(text: str) -> str:
 # --- the log ------------------------------------------------------------------------------------
 
 
-def configure_logging(file: TextIO | None = None) -> None:
-    """structlog as JSON lines on ``file`` (stderr), at INFO and above."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.WriteLoggerFactory(file=file or sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+configure_logging = json_logs.configure
 
 
 def request_id(metadata: Metadata | None) -> str | None:

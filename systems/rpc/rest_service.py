@@ -40,6 +40,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from systems import serving
+from systems.answers import Failure
 from systems.rpc.gen import recommendations_pb2 as pb
 from systems.rpc.metrics import Metrics, code_for_status, ops_response
 from systems.rpc.recommender import (
@@ -86,19 +87,6 @@ _UNREADABLE: Final = error_body("invalid_argument", "body: cannot be read")
 #: Counted (CANCELLED) for a call whose client went away; nobody reads the answer.
 CLIENT_GONE: Final = 499
 _GONE: Final = error_body("cancelled", "the client went away")
-
-
-class Failure(Exception):
-    """An error answer: its status and prebuilt envelope; ``close`` the connection after it."""
-
-    def __init__(self, status: int, body: bytes, *, close: bool = False) -> None:
-        self.status, self.body, self.close = status, body, close
-
-    def response(self) -> web.Response:
-        response = json_response(self.status, self.body)
-        if self.close:
-            response.force_close()
-        return response
 
 
 def invalid(message: str) -> Failure:

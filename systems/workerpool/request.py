@@ -16,6 +16,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from systems.answers import json_kind
 from systems.workerpool.kernels import KERNELS, MAX_SEED
 from systems.workerpool.pools import Task
 
@@ -59,20 +60,6 @@ def _show(given: _Given) -> str:
     value = given.value
     text = str(value) if isinstance(value, _LongInt) else json.dumps(value)
     return text if len(text) <= SHOWN else text[:SHOWN] + "..."
-
-
-def _json_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def _parse_int(text: str) -> int | _LongInt:
@@ -174,7 +161,7 @@ def parse_body(body: bytes) -> Task:
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidArgument(f"body: not JSON: {str(exc)[:SHOWN]}") from None
     if not isinstance(value, dict):
-        raise InvalidArgument(f"body: not a JSON object but {_json_kind(value)}")
+        raise InvalidArgument(f"body: not a JSON object but {json_kind(value)}")
     _refuse_unknown(value, "field")
     return _validate({name: _Given(v, json=True) for name, v in value.items()})
 

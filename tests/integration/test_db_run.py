@@ -6,12 +6,14 @@ pg_stat_statements, the outbox's lag; the database started and stopped with the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from bench.catalog import load_pattern
 from bench.cli import PARTS
 from bench.launch.supervisor import port_in_use
+from bench.models import Trial
 from bench.report.write import render
 from bench.run import PatternRun, QuietProgress, RunOptions
 from bench.store import load_run
@@ -70,20 +72,25 @@ def test_writes_at_two_pool_sizes(options: Callable[..., RunOptions], port_offse
     assert "**pool_size: 2 vs 8**" in text
 
 
+def one_trial(options: Callable[..., RunOptions], **params: str) -> tuple[Trial, Path]:
+    """go-pgx alone at one rate, one trial, without the restart study: its trial and run folder."""
+    pattern = load_pattern(REPO / "systems" / "db" / "system.toml", REPO, PARTS.kinds())
+    params = {"trials": "1", "restart_check": "false", **params}
+    runner = PatternRun(pattern, options(["go-pgx"], **params), QuietProgress(), PARTS)
+    runner.execute()
+    (impl,) = load_run(runner.run_dir / "run.json").implementations
+    assert impl.status == "ok", (impl.error, impl.verify_problems, impl.stderr_tail)
+    (trial,) = impl.points[0].trials
+    assert trial.load.errors == 0, trial.load.error_kinds
+    return trial, runner.run_dir
+
+
 @shared_machine
 def test_the_mixed_load_through_locust(options: Callable[..., RunOptions]) -> None:
     """The mixed profile's engine: Locust's open-loop users, reads and orders in one load."""
-    pattern = load_pattern(REPO / "systems" / "db" / "system.toml", REPO, PARTS.kinds())
-    params = {"rates": "60", "trials": "1", "engine": "locust", "write_share": "0.3",
-              "restart_check": "false", "slo": "p99<=500ms,errors<=1%"}  # fmt: skip
-    runner = PatternRun(pattern, options(["go-pgx"], **params), QuietProgress(), PARTS)
-    runner.execute()
-    result = load_run(runner.run_dir / "run.json")
-    (impl,) = result.implementations
-    assert impl.status == "ok", (impl.error, impl.verify_problems, impl.stderr_tail)
-    (trial,) = impl.points[0].trials
+    trial, _ = one_trial(options, rates="60", engine="locust", write_share="0.3",
+                         slo="p99<=500ms,errors<=1%")  # fmt: skip
     assert trial.load.engine == "locust"
-    assert trial.load.errors == 0, trial.load.error_kinds
     m = trial.server_metrics
     orders = m['db_request_duration_seconds_count{code="201",route="orders"}']
     reads = m['db_request_duration_seconds_count{code="200",route="item"}']
@@ -101,20 +108,12 @@ def test_an_existing_server_given_by_database_url(
     try:
         monkeypatch.setenv("DATABASE_URL", db.dsn())
         before = db.counted("postgres")
-        pattern = load_pattern(REPO / "systems" / "db" / "system.toml", REPO, PARTS.kinds())
-        params = {"rates": "100", "trials": "1", "restart_check": "false"}
-        runner = PatternRun(pattern, options(["go-pgx"], **params), QuietProgress(), PARTS)
-        runner.execute()
-        result = load_run(runner.run_dir / "run.json")
-        (impl,) = result.implementations
-        assert impl.status == "ok", (impl.error, impl.verify_problems, impl.stderr_tail)
-        (trial,) = impl.points[0].trials
-        assert trial.load.errors == 0, trial.load.error_kinds
+        trial, run_dir = one_trial(options, rates="100")
         # The services connected as the URL's user, and that server counted their statements.
         served = trial.server_metrics['pg_statements_calls_total{role="postgres"}']
         assert served >= trial.load.requests
         assert db.counted("postgres") - before >= trial.load.requests
-        log = (runner.run_dir / "logs" / "postgres.run.log").read_text()
+        log = (run_dir / "logs" / "postgres.run.log").read_text()
         assert "the server of $DATABASE_URL: none of our own" in log
     finally:
         db.proc.stop()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/patternbench/patternbench/go/internal/httpjson"
 )
 
 // The contract's limits on one request.
@@ -175,7 +177,7 @@ func parseOrder(body []byte) (order, *failure) {
 	case raw == nil:
 		return order{}, invalid("customer_id: required")
 	case raw[0] != '"':
-		return order{}, invalid("customer_id: not a string but %s", jsonKind(raw))
+		return order{}, invalid("customer_id: not a string but %s", httpjson.Kind(raw))
 	}
 	_ = json.Unmarshal(raw, &o.customerID) // a valid JSON string
 	if n := utf8.RuneCountInString(o.customerID); n < 1 || n > MaxCustomerID {
@@ -192,7 +194,7 @@ func parseOrder(body []byte) (order, *failure) {
 	case raw == nil:
 		return order{}, invalid("lines: required")
 	case raw[0] != '[':
-		return order{}, invalid("lines: not an array but %s", jsonKind(raw))
+		return order{}, invalid("lines: not an array but %s", httpjson.Kind(raw))
 	}
 	_ = json.Unmarshal(raw, &lines) // a valid JSON array
 	if len(lines) < 1 || len(lines) > MaxLines {
@@ -229,7 +231,7 @@ func sortLines(lines []line) {
 // parseLine reads one line of an order; where names it in messages.
 func parseLine(raw json.RawMessage, where string) (line, *failure) {
 	if raw = bytes.TrimSpace(raw); raw[0] != '{' {
-		return line{}, invalid("%s: not an object but %s", where, jsonKind(raw))
+		return line{}, invalid("%s: not an object but %s", where, httpjson.Kind(raw))
 	}
 	fields, f := object(raw, where, "item_id", "quantity")
 	if f != nil {
@@ -290,7 +292,7 @@ func object(raw []byte, what string, known ...string) (members, *failure) {
 	}
 	raw = bytes.TrimSpace(raw)
 	if raw[0] != '{' {
-		return nil, invalid("%s: not a JSON object but %s", what, jsonKind(raw))
+		return nil, invalid("%s: not a JSON object but %s", what, httpjson.Kind(raw))
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	_, _ = dec.Token() // {

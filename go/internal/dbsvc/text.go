@@ -89,23 +89,6 @@ func unhex(c byte) byte {
 	return (c | 0x20) - 'a' + 10
 }
 
-// jsonKind names the kind of the valid, trimmed JSON value b.
-func jsonKind(b []byte) string {
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
 // loneSurrogate reports whether the JSON string raw escapes half of a
 // surrogate pair alone (\ud800), which encoding/json turns into U+FFFD.
 func loneSurrogate(raw []byte) bool {

@@ -4,6 +4,7 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -39,3 +40,22 @@ func Envelope(code, message string) []byte {
 // RetryAfterOne is the value of `Retry-After: 1` that 503 refusals carry, shared so that a
 // burst of refusals allocates no header value (net/http only reads it).
 var RetryAfterOne = []string{"1"}
+
+// Kind names the kind of the valid JSON value b, by its first byte after any
+// white space ("an object", "an array", "a number" ...), for a message.
+func Kind(b []byte) string {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	switch b[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/patternbench/patternbench/go/internal/httpjson"
 )
 
 // The service contract's limits on one request. They are stricter than
@@ -98,24 +100,6 @@ func shorten(s string) string {
 	return s[:i] + "..."
 }
 
-// jsonKind names the kind of the valid JSON value b, by its first byte.
-func jsonKind(b []byte) string {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
 // parseQuery reads a GET's query string.
 func parseQuery(raw string) (request, error) {
 	q, err := url.ParseQuery(raw)
@@ -169,7 +153,7 @@ func parseBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) (r
 			err = json.Unmarshal(body, &v) // the syntax error, the same with any target
 			return request{}, errors.New("body: not JSON: " + shorten(err.Error()))
 		}
-		return request{}, errors.New("body: not a JSON object but " + jsonKind(body))
+		return request{}, errors.New("body: not a JSON object but " + httpjson.Kind(body))
 	}
 	if obj == nil { // null decodes into a map without error
 		return request{}, errors.New("body: not a JSON object but null")
