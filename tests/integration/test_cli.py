@@ -20,6 +20,15 @@ from tests.integration.conftest import REPO, shared_machine
 pytestmark = pytest.mark.integration
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """In the child, before it runs: SIGINT's default action, as a terminal's foreground job has.
+
+    A test suite started in the background by a shell without job control (``make test &``)
+    inherits SIGINT ignored, and so would the harness, which keeps an ignored SIGINT ignored (as
+    ``nohup`` asks): these tests are about Ctrl-C, so they give the harness a terminal's."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def patternbench(
     *args: str, root: Path = REPO, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -110,6 +119,7 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_half_written_file(
          "--run-id", "interrupted", "--port-offset", str(port_offset),
          "--param", "duration_s=30", "--param", "warmup_s=1"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )  # fmt: skip
     harness = psutil.Process(proc.pid)
     started: set[psutil.Process] = set()
@@ -277,6 +287,7 @@ def test_ctrl_c_at_any_early_moment_is_one_line_and_130(
         [*entry, "run", "fanout", "--impl", "go", "--runs-dir", str(tmp_path / "runs"),
          "--port-offset", str(port_offset), "--param", "duration_s=30"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )  # fmt: skip
     harness = psutil.Process(proc.pid)
     time.sleep(max(delay, 2 * startup))
