@@ -256,8 +256,7 @@ def template_values(
         values[f"{name}_urls"] = ",".join(f"http://127.0.0.1:{p}" for p in ports)
         values[f"{name}_addrs"] = ",".join(f"127.0.0.1:{p}" for p in ports)
         values[f"{name}_port"] = ports[0]
-        metrics = support.metrics.port if support.metrics and support.metrics.port else None
-        values[f"{name}_metrics_port"] = metrics + port_offset if metrics else ports[0]
+        values[f"{name}_metrics_port"] = support.scraped_port() + port_offset
     return values
 
 

@@ -79,6 +79,12 @@ class Support(_Model):
         "whose readiness another port tells (a database's, once it answers queries)",
     )
 
+    def scraped_port(self) -> int:
+        """The port its metrics are served on: `metrics.port`, else its first."""
+        if self.metrics is not None and self.metrics.port is not None:
+            return self.metrics.port
+        return self.ports[0]
+
     @model_validator(mode="after")
     def _ports_are_its_own(self) -> Support:
         if self.metrics and self.metrics.port is not None and self.metrics.port not in self.ports:

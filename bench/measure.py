@@ -40,7 +40,6 @@ class Measurement:
     #: The engine's table for each implementation (its own, or the pattern's).
     tables: Mapping[str, BaseModel]
     params: Mapping[str, ParamValue]
-    #: A variant's parameters (bench/variants.py), by name; the others run with `params`.
     loadgen_cpus: Sequence[int]
     logs: Path
     tools_root: Path

@@ -190,10 +190,8 @@ class PatternRun:
             ) from None
 
     def _params(self, name: str) -> Mapping[str, ParamValue]:
-        """A variant's parameters (bench/variants.py), else the run's."""
-        if name in self.variant_params:
-            return {**self.params, **self.variant_params[name], **self.budget.changes}
-        return self.params
+        """The run's parameters, with a variant's own values (bench/variants.py) in place."""
+        return {**self.params, **self.variant_params.get(name, {})}
 
     def _values(self, name: str) -> dict[str, object]:
         return self.deploy.values(self._params(name), None)

@@ -76,7 +76,8 @@ def expand(
     pattern: Pattern, names: Sequence[str], params: Mapping[str, ParamValue]
 ) -> tuple[Pattern, list[str], dict[str, dict[str, ParamValue]]]:
     """The pattern with every variant as an implementation of its own, the variants' names in
-    the run's order, and each variant's parameters. Without `vary`, all as given."""
+    the run's order, and each variant's values of the varied parameters (what it runs with in
+    place of the run's). Without `vary`, all as given."""
     dims = parse_vary(str(params.get("vary") or ""), params)
     if not dims:
         return pattern, list(names), {}
@@ -96,7 +97,7 @@ def expand(
                 }
             )
             variant_names.append(variant)
-            variant_params[variant] = {**params, **chosen}
+            variant_params[variant] = chosen
     return (
         pattern.model_copy(update={"implementations": implementations}),
         variant_names,

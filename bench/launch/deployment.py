@@ -149,8 +149,8 @@ class Deployment:
         for support in self.pattern.implementations[name].needs:
             spec = self.pattern.support[support]
             if spec.metrics is not None:
-                port = spec.metrics.port if spec.metrics.port is not None else spec.ports[0]
-                urls[support] = f"http://{HOST}:{self.ports([port])[0]}{spec.metrics.path}"
+                port = self.ports([spec.scraped_port()])[0]
+                urls[support] = f"http://{HOST}:{port}{spec.metrics.path}"
         return urls
 
     def needs(self, name: str, scope: str) -> list[str]:

@@ -19,19 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.collect.prometheus import series_total
-from bench.models import Estimate, LoadPoint, RunResult, Trial
+from bench.models import Estimate, RunResult, Trial
 from bench.report.sections import ReportSection
-from bench.stats.headroom import split_errors
-from bench.stats.summary import estimate
-
-
-def _valid(point: LoadPoint) -> list[Trial]:
-    return [t for t in point.trials if t.valid] or list(point.trials)
-
-
-def _figure(point: LoadPoint, of: Callable[[Trial], float | None]) -> Estimate | None:
-    values = [v for v in (of(t) for t in _valid(point)) if v is not None]
-    return estimate(values) if values else None
+from bench.report.server import point_estimate, rate_cell
+from bench.stats.summary import answered_per_s, cpu_us_per_call
 
 
 def _cell(e: Estimate | None, digits: str = ",.0f") -> str:
@@ -42,25 +33,10 @@ def _cell(e: Estimate | None, digits: str = ",.0f") -> str:
     return f"{e.median:{digits}} ({e.low:{digits}} to {e.high:{digits}})"
 
 
-def _rate(point: LoadPoint) -> str:
-    return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
-
-
-def answered_per_s(t: Trial) -> float:
-    """Requests the system answered per second of the window (its refusals included)."""
-    answered = t.load.requests - split_errors(t.load.error_kinds).generator_total
-    return answered / t.load.duration_s if t.load.duration_s > 0 else 0.0
-
-
-def cpu_us(t: Trial, percent: float) -> float | None:
-    per_s = answered_per_s(t)
-    return percent / 100 * 1e6 / per_s if per_s > 0 else None
-
-
 def _part_cpu(name: str) -> Callable[[Trial], float | None]:
     def of(t: Trial) -> float | None:
         part = t.system_parts.get(name)
-        return cpu_us(t, part.cpu_percent) if part is not None else None
+        return cpu_us_per_call(t, part.cpu_percent) if part is not None else None
 
     return of
 
@@ -81,16 +57,16 @@ def cpu_section(run: RunResult) -> list[str]:
         for point in impl.points:
             if not any(t.system_parts for t in point.trials):
                 continue
-            own = _figure(point, lambda t: cpu_us(t, t.process.cpu_percent))
-            each = [_figure(point, _part_cpu(n)) for n in parts]
-            total = _figure(
+            own = point_estimate(point, lambda t: cpu_us_per_call(t, t.process.cpu_percent))
+            each = [point_estimate(point, _part_cpu(n)) for n in parts]
+            total = point_estimate(
                 point,
-                lambda t: cpu_us(
+                lambda t: cpu_us_per_call(
                     t, t.process.cpu_percent + sum(p.cpu_percent for p in t.system_parts.values())
                 ),
             )
             cells = [_cell(own), *(_cell(e) for e in each), _cell(total)]
-            lines.append("| " + " | ".join([impl.name, _rate(point), *cells]) + " |")
+            lines.append("| " + " | ".join([impl.name, rate_cell(point), *cells]) + " |")
     return [
         *lines,
         "",
@@ -124,11 +100,11 @@ def counts_section(run: RunResult) -> list[str]:
     rows = 0
     for impl in run.implementations:
         for point in impl.points:
-            cells = [_cell(_figure(point, _per_request_of(s)), ".2f") for s in specs]
+            cells = [_cell(point_estimate(point, _per_request_of(s)), ".2f") for s in specs]
             if all(c == "—" for c in cells):
                 continue
             rows += 1
-            lines.append("| " + " | ".join([impl.name, _rate(point), *cells]) + " |")
+            lines.append("| " + " | ".join([impl.name, rate_cell(point), *cells]) + " |")
     if not rows:
         return []
     return [

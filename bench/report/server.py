@@ -57,12 +57,12 @@ def bucket_shares(metrics: dict[str, float], name: str) -> list[tuple[float, flo
     return out
 
 
-def _valid(point: LoadPoint) -> list[Trial]:
+def valid_trials(point: LoadPoint) -> list[Trial]:
     return [t for t in point.trials if t.valid] or list(point.trials)
 
 
-def _estimate(point: LoadPoint, figure: Callable[[Trial], float | None]) -> Estimate | None:
-    values = [v for v in (figure(t) for t in _valid(point)) if v is not None]
+def point_estimate(point: LoadPoint, figure: Callable[[Trial], float | None]) -> Estimate | None:
+    values = [v for v in (figure(t) for t in valid_trials(point)) if v is not None]
     return estimate(values) if values else None
 
 
@@ -78,7 +78,7 @@ def _ms(e: Estimate | None) -> str:
     return f"{fmt(e.median)} ({fmt(e.low)} to {fmt(e.high)})"
 
 
-def _rate(point: LoadPoint) -> str:
+def rate_cell(point: LoadPoint) -> str:
     return f"{point.target_rps:,.0f}" if point.target_rps is not None else "closed-loop"
 
 
@@ -94,15 +94,15 @@ def parts_section(run: RunResult) -> tuple[list[str], list[str]]:
         return [], []
     rows, gaps = [], []
     for impl, point in _measured(run):
-        means = [_estimate(point, _mean_of(n)) for n in parts]
-        total = _estimate(point, _mean_of(total_metric))
-        summed = _estimate(point, lambda t: _parts_sum(t, parts))
+        means = [point_estimate(point, _mean_of(n)) for n in parts]
+        total = point_estimate(point, _mean_of(total_metric))
+        summed = point_estimate(point, lambda t: _parts_sum(t, parts))
         gap, refused = None, _refused(point)
         if summed is not None and total is not None and total.median > 0:
             gap = summed.median / total.median - 1
             if abs(gap) > PARTS_TOLERANCE and refused <= MAX_REFUSED:
-                gaps.append(f"{impl.name} at {_rate(point)} req/s ({gap:+.1%})")
-        cells = [impl.name, _rate(point), *map(_ms, means), _ms(summed), _ms(total)]
+                gaps.append(f"{impl.name} at {rate_cell(point)} req/s ({gap:+.1%})")
+        cells = [impl.name, rate_cell(point), *map(_ms, means), _ms(summed), _ms(total)]
         if gap is None:
             cells.append("—")
         elif refused > MAX_REFUSED:
@@ -147,7 +147,7 @@ def _mean_of(name: str) -> Callable[[Trial], float | None]:
 
 def _refused(point: LoadPoint) -> float:
     """The share of the point's requests that failed, over its valid trials."""
-    trials = _valid(point)
+    trials = valid_trials(point)
     requests = sum(t.load.requests for t in trials)
     return sum(t.load.errors for t in trials) / requests if requests else 0.0
 
@@ -178,16 +178,16 @@ def histogram_section(run: RunResult, name: str) -> list[str]:
     rows: list[tuple[str, str, Estimate | None, str, list[tuple[float, float, float]]]] = []
     for impl, point in _measured(run):
         pooled: dict[str, float] = {}
-        for t in _valid(point):
+        for t in valid_trials(point):
             for key, value in t.server_metrics.items():
                 if key.startswith(f"{name}_bucket{{"):
                     pooled[key] = pooled.get(key, 0.0) + value
         shares = bucket_shares(pooled, name)
         if shares:
-            mean = _estimate(point, lambda t: histogram_mean(t.server_metrics, name))
+            mean = point_estimate(point, lambda t: histogram_mean(t.server_metrics, name))
             p99 = histogram_quantile_bounds(pooled, name, 0.99)
             within = "—" if p99 is None else _bucket_label(*p99)
-            rows.append((impl.name, _rate(point), mean, within, shares))
+            rows.append((impl.name, rate_cell(point), mean, within, shares))
     if not rows:
         return []
     bounds = [(lo, up) for lo, up, _ in rows[0][4]]

@@ -17,6 +17,20 @@ from bench.stats.confidence import median_ci, summarize
 from bench.stats.headroom import describe_generator_kind, split_errors
 
 
+def answered_per_s(trial: Trial) -> float:
+    """Calls the system answered per second of the window (its refusals included: they cost it
+    CPU too); 0 for an empty window."""
+    load = trial.load
+    answered = load.requests - split_errors(load.error_kinds).generator_total
+    return answered / load.duration_s if load.duration_s else 0.0
+
+
+def cpu_us_per_call(trial: Trial, cpu_percent: float) -> float | None:
+    """`cpu_percent` (of one core, over the window) as CPU µs per call answered."""
+    per_s = answered_per_s(trial)
+    return cpu_percent / 100 * 1e6 / per_s if per_s > 0 else None
+
+
 def trial_metrics(trial: Trial) -> dict[str, float]:
     """The figures of one trial that are summarised across trials."""
     load = trial.load
@@ -39,15 +53,13 @@ def trial_metrics(trial: Trial) -> dict[str, float]:
     requests = max(load.requests, 1)
     metrics["system_error_rate"] = split.system_total / requests
     metrics["generator_error_rate"] = split.generator_total / requests
-    # Calls the system answered (its refusals included: they cost it CPU too), and per second.
     answered = load.requests - split.generator_total
-    per_s = answered / load.duration_s if load.duration_s else 0
-    if per_s > 0 and trial.process.cpu_percent > 0:
-        cpu_us = trial.process.cpu_percent / 100 * 1e6 / per_s
+    cpu_us = cpu_us_per_call(trial, trial.process.cpu_percent)
+    if cpu_us is not None and trial.process.cpu_percent > 0:
         metrics["cpu_us_per_call"] = cpu_us
         if trial.system_parts:  # the whole system's: the implementation and its parts
             parts = sum(p.cpu_percent for p in trial.system_parts.values())
-            metrics["system_cpu_us_per_call"] = cpu_us + parts / 100 * 1e6 / per_s
+            metrics["system_cpu_us_per_call"] = cpu_us + (cpu_us_per_call(trial, parts) or 0.0)
     wire = (load.wire_sent_bytes, load.wire_received_bytes)
     if answered > 0 and wire[0] is not None and wire[1] is not None:
         metrics["wire_bytes_per_call"] = (wire[0] + wire[1]) / answered
